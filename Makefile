@@ -1,0 +1,51 @@
+# One entry point for users and CI. Everything a target needs is set up by the target itself;
+# when all is in place, setting up again takes a second (stamp files).
+VENV := .venv
+PY := $(VENV)/bin/python
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+export CDK_DISABLE_VERSION_CHECK := 1
+export CDK_DISABLE_CLI_TELEMETRY := true
+# Extra arguments for the CDK CLI or the sandbox, e.g. make deploy ARGS="--profile dev"
+ARGS ?=
+CDK := cd cdk && npx --no-install cdk
+
+.PHONY: setup test lint run synth deploy diff destroy constraints clean
+
+setup: $(VENV)/.installed node_modules/.installed
+
+$(VENV)/.installed: requirements-dev.txt constraints.txt cdk/requirements.txt sandbox/requirements.txt
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt -c constraints.txt
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-fund --no-audit --loglevel=error
+	touch $@
+
+lint: setup
+	$(VENV)/bin/ruff check .
+
+test: lint
+	$(PY) -m pytest $(ARGS)
+
+synth: setup
+	$(CDK) synth --quiet $(ARGS)
+
+run: synth
+	$(PY) -m sandbox up $(ARGS)
+
+deploy: setup
+	$(CDK) deploy $(ARGS)
+
+diff: setup
+	$(CDK) diff $(ARGS)
+
+destroy: setup
+	$(CDK) destroy $(ARGS)
+
+# Re-pin every Python package after changing a requirements file.
+constraints: setup
+	$(VENV)/bin/pip freeze --exclude-editable | sed '1i # Every Python package, direct or not, at the version CI tests with: '"'"'make constraints'"'"' rewrites it.' > constraints.txt
+
+clean:
+	rm -rf $(VENV) node_modules cdk/cdk.out .sandbox
