@@ -1,0 +1,1 @@
+"""The local sandbox: runs a synthesized CDK cloud assembly on one machine."""

@@ -1,0 +1,621 @@
+"""Lambda functions run locally: worker processes of AWS's runtime interface client (awslambdaric)
+behind a Lambda Runtime API that this module serves.
+
+Why awslambdaric: it is the code that runs a Python function in Lambda itself, so the handler
+sees the same event, context, logging format and error JSON as in AWS. Each worker asks its own
+Runtime API server (one per worker, on 127.0.0.1) for work; the server therefore always knows
+which process is running which invocation, which is what a timeout or a memory kill needs.
+
+What Lambda does around the runtime, and this module does too: reuse warm workers and start more
+under load, kill a worker past its timeout or its memory size, report a runtime that died, and
+write the START, END and REPORT lines.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import queue
+import secrets
+import select
+import signal
+import socket
+import socketserver
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler
+from pathlib import Path
+
+RUNTIME_API = "/2018-06-01/runtime"
+# Lambda gives a function's init phase 10 s of its own, apart from the function's timeout.
+INIT_LIMIT_S = 10.0
+# How often the memory watchdog looks at a busy worker's resident memory.
+WATCH_INTERVAL_S = 0.05
+# What a worker inherits from the sandbox's own environment; everything else it gets is Lambda's.
+INHERITED_VARIABLES = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TMPDIR", "USER",
+                       "LD_LIBRARY_PATH")
+
+
+@dataclass(frozen=True)
+class FunctionConfig:
+    """One function as the template defines it."""
+
+    name: str
+    arn: str
+    code_dir: Path
+    handler: str  # "app.lambda_handler"
+    runtime: str  # "python3.14": any Python runtime runs on the sandbox's own Python
+    timeout_s: float
+    memory_mb: int
+    environment: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """The record of one invoke, for logs, traces and benchmarks."""
+
+    request_id: str
+    function: str
+    ok: bool
+    payload: bytes  # the handler's response, or the error JSON {"errorMessage", "errorType", ...}
+    error_type: str | None
+    started: float  # time.time() when invoke() was called
+    duration_ms: float  # Lambda's Duration: from handing the event to the runtime to its answer
+    init_duration_ms: float | None  # set when this invoke started a cold worker
+    max_memory_mb: int
+    memory_mb: int
+
+
+# Pure semantics: Lambda's texts and the worker's environment.
+
+
+def worker_environment(config: FunctionConfig, base_env: Mapping[str, str], runtime_api: str,
+                       log_stream: str, inherited: Mapping[str, str]) -> dict[str, str]:
+    """The environment of a worker: a few inherited variables, then the sandbox's (endpoint,
+    region, fake credentials), then the function's, then the variables Lambda reserves."""
+    env = {key: inherited[key] for key in INHERITED_VARIABLES if key in inherited}
+    env |= base_env
+    env |= config.environment
+    env |= {
+        "AWS_LAMBDA_RUNTIME_API": runtime_api,
+        "AWS_LAMBDA_FUNCTION_NAME": config.name,
+        "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(config.memory_mb),
+        "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{config.name}",
+        "AWS_LAMBDA_LOG_STREAM_NAME": log_stream,
+        "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
+        "AWS_EXECUTION_ENV": f"AWS_Lambda_{config.runtime}",
+        "_HANDLER": config.handler,
+        "LAMBDA_TASK_ROOT": str(config.code_dir),
+        "PYTHONPATH": str(config.code_dir),
+        "TZ": ":UTC",
+        "NO_PROXY": "127.0.0.1,localhost",
+    }
+    # This variable switches awslambdaric to Lambda Managed Instances' multi-process mode, which
+    # needs a socket this sandbox does not provide: a worker must never see it.
+    env.pop("AWS_LAMBDA_MAX_CONCURRENCY", None)
+    return env
+
+
+def log_stream_name(now: float) -> str:
+    """A log stream name as Lambda makes them: date, version, random id."""
+    return time.strftime("%Y/%m/%d", time.gmtime(now)) + "/[$LATEST]" + uuid.uuid4().hex
+
+
+def trace_id(now: float) -> str:
+    """An X-Ray trace header as Lambda hands it to the runtime (not sampled)."""
+    return f"Root=1-{int(now):08x}-{secrets.token_hex(12)};Parent={secrets.token_hex(8)};Sampled=0"
+
+
+def report_line(request_id: str, duration_ms: float, memory_mb: int, max_memory_mb: int,
+                init_duration_ms: float | None, status: str | None = None,
+                error_type: str | None = None) -> str:
+    """Lambda's REPORT line; Status (and Error Type) only when the runtime did not answer."""
+    fields = [
+        f"REPORT RequestId: {request_id}",
+        f"Duration: {duration_ms:.2f} ms",
+        f"Billed Duration: {max(1, math.ceil(duration_ms))} ms",
+        f"Memory Size: {memory_mb} MB",
+        f"Max Memory Used: {max_memory_mb} MB",
+    ]
+    if init_duration_ms is not None:
+        fields.append(f"Init Duration: {init_duration_ms:.2f} ms")
+    if status is not None:
+        fields.append(f"Status: {status}")
+    if error_type is not None:
+        fields.append(f"Error Type: {error_type}")
+    return "\t".join(fields)
+
+
+def timeout_message(request_id: str, timeout_s: float, now: float) -> str:
+    """Lambda's text for an invocation killed at its deadline."""
+    stamp = datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    return f"{stamp} {request_id} Task timed out after {timeout_s:.2f} seconds"
+
+
+def exit_message(request_id: str, returncode: int) -> str:
+    """Lambda's text for a runtime that exited during an invocation (its Go wording)."""
+    if returncode < 0:
+        name = (signal.strsignal(-returncode) or f"signal {-returncode}").lower()
+        return f"RequestId: {request_id} Error: Runtime exited with error: signal: {name}"
+    if returncode > 0:
+        return f"RequestId: {request_id} Error: Runtime exited with error: exit status {returncode}"
+    return f"RequestId: {request_id} Error: Runtime exited without providing a reason"
+
+
+def error_payload(message: str, error_type: str) -> bytes:
+    return json.dumps({"errorMessage": message, "errorType": error_type}).encode()
+
+
+def error_type_of(body: bytes, header: str | None) -> str:
+    """The error type a runtime reported: the JSON's errorType (awslambdaric sends no header for
+    invocation errors), else the header, else Lambda's default."""
+    try:
+        reported = json.loads(body).get("errorType")
+    except (ValueError, AttributeError):
+        reported = None
+    if isinstance(reported, str) and reported:
+        return reported
+    return header or "Unhandled"
+
+
+def peak_memory_kb(proc_status: str) -> int | None:
+    """The peak resident memory (VmHWM) in /proc/<pid>/status: the peak catches what a spike
+    between two samples would hide, as Lambda's cgroup limit would."""
+    for line in proc_status.splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return None
+
+
+# I/O: a worker process, its Runtime API server, its output.
+
+
+@dataclass
+class _Pending:
+    request_id: str
+    payload: bytes
+    start_logged: bool = False
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    kind: str  # "delivered", "response", "error", "init_error" or "exit"
+    at: float  # time.monotonic()
+    body: bytes = b""
+    error_type: str | None = None
+    returncode: int | None = None
+
+
+@dataclass(frozen=True)
+class _Result:
+    ok: bool
+    payload: bytes
+    error_type: str | None
+    duration_ms: float
+    init_duration_ms: float | None
+    max_memory_mb: int
+    reusable: bool  # the runtime answered, so the worker is ready for the next event
+
+
+class _RuntimeApiHandler(BaseHTTPRequestHandler):
+    # Keep-alive and no Nagle: with either missing, each invoke waits about 88 ms.
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+    server: _RuntimeApiServer
+
+    def log_message(self, format: str, *args: object) -> None:
+        """The function's logs matter, not the runtime's requests."""
+
+    def do_GET(self) -> None:
+        if self.path != f"{RUNTIME_API}/invocation/next":
+            self._answer(404, _api_error("UnknownPath", f"No such path: {self.path}"))
+            return
+        delivery = self.server.worker.next_invocation()
+        if delivery is None:  # the worker is being stopped
+            self.close_connection = True
+            return
+        pending, deadline_ms = delivery
+        self._answer(200, pending.payload, {
+            "Lambda-Runtime-Aws-Request-Id": pending.request_id,
+            "Lambda-Runtime-Deadline-Ms": str(deadline_ms),
+            "Lambda-Runtime-Invoked-Function-Arn": self.server.worker.config.arn,
+            "Lambda-Runtime-Trace-Id": trace_id(time.time()),
+        })
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        error_header = self.headers.get("Lambda-Runtime-Function-Error-Type")
+        worker = self.server.worker
+        parts = self.path.removeprefix(RUNTIME_API + "/").split("/")
+        if parts == ["init", "error"]:
+            if worker.init_failed(body, error_header):
+                self._answer(202, b'{"status":"OK"}')
+            else:
+                self._answer(403, _api_error("InvalidStateTransition", "Init already done"))
+        elif len(parts) == 3 and parts[0] == "invocation" and parts[2] in ("response", "error"):
+            if worker.answered(parts[1], parts[2], body, error_header):
+                self._answer(202, b'{"status":"OK"}')
+            else:
+                self._answer(400, _api_error("InvalidRequestID", f"No invocation {parts[1]}"))
+        else:
+            self._answer(404, _api_error("UnknownPath", f"No such path: {self.path}"))
+
+    def _answer(self, status: int, body: bytes, headers: Mapping[str, str] | None = None) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self.end_headers()
+        self.wfile.write(body)
+
+
+def _api_error(error_type: str, message: str) -> bytes:
+    return json.dumps({"errorMessage": message, "errorType": error_type}).encode()
+
+
+class _RuntimeApiServer(socketserver.ThreadingTCPServer):
+    daemon_threads = True
+
+    def __init__(self, worker: _Worker) -> None:
+        super().__init__(("127.0.0.1", 0), _RuntimeApiHandler)
+        self.worker = worker
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        """A killed worker drops its connection mid-request: expected, not worth a traceback."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)  # type: ignore[arg-type]
+
+    def accept_loop(self) -> None:
+        """Accept until stop() shuts the listening socket down (which wakes accept() on Linux,
+        the only platform awslambdaric supports): unlike serve_forever, no polling."""
+        while True:
+            try:
+                connection, address = self.get_request()
+            except OSError:
+                return
+            self.process_request(connection, address)
+
+    def stop(self) -> None:
+        with contextlib.suppress(OSError):  # already shut down
+            self.socket.shutdown(socket.SHUT_RDWR)
+        self.server_close()
+
+
+class _Worker:
+    """One awslambdaric process, its Runtime API server and the thread reading its output."""
+
+    def __init__(self, config: FunctionConfig, on_log: Callable[[str, str], None],
+                 base_env: Mapping[str, str], on_exit: Callable[[_Worker], None]) -> None:
+        self.config = config
+        self._on_log = on_log
+        self._on_exit = on_exit
+        self._inbox: queue.Queue[_Pending | None] = queue.Queue()
+        self._outcomes: queue.Queue[_Outcome] = queue.Queue()
+        self._lock = threading.Lock()
+        self._current: _Pending | None = None
+        self._init_end: float | None = None  # when the worker first asked for an event
+        self._stop_lock = threading.Lock()
+        self._stopped = False
+        self._peak_kb = 0
+        # Output: every emission goes through _log_lock after reading what the pipe holds, so
+        # lines keep the order the function wrote them in, between START and END.
+        self._log_lock = threading.Lock()
+        self._partial = b""
+        self._eof = False
+
+        self._server = _RuntimeApiServer(self)
+        port = self._server.server_address[1]
+        env = worker_environment(config, base_env, f"127.0.0.1:{port}",
+                                 log_stream_name(time.time()), os.environ)
+        self.spawned_at = time.monotonic()
+        try:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "awslambdaric", config.handler],
+                cwd=config.code_dir, env=env, stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+        except BaseException:
+            self._server.server_close()
+            raise
+        self._stdout_fd = self.proc.stdout.fileno()  # type: ignore[union-attr]
+        os.set_blocking(self._stdout_fd, False)
+        name = f"lambda-{config.name}-{self.proc.pid}"
+        for target, role in ((self._server.accept_loop, "api"), (self._read_output, "output"),
+                             (self._wait_exit, "exit")):
+            threading.Thread(target=target, name=f"{name}-{role}", daemon=True).start()
+
+    # Called by the Runtime API server's threads.
+
+    def next_invocation(self) -> tuple[_Pending, int] | None:
+        """Block until there is an event for this worker; None when the worker is stopped."""
+        pending = self._inbox.get()
+        if pending is None:
+            self._inbox.put(None)  # for any other connection waiting too
+            return None
+        now = time.monotonic()
+        with self._lock:
+            self._current = pending
+            if self._init_end is None:
+                self._init_end = now
+        self._outcomes.put(_Outcome("delivered", now))
+        self.log_marker(pending, f"START RequestId: {pending.request_id} Version: $LATEST")
+        return pending, int((time.time() + self.config.timeout_s) * 1000)
+
+    def answered(self, request_id: str, kind: str, body: bytes, error_header: str | None) -> bool:
+        now = time.monotonic()
+        with self._lock:
+            if self._current is None or self._current.request_id != request_id:
+                return False
+            self._current = None
+        error_type = error_type_of(body, error_header) if kind == "error" else None
+        self._outcomes.put(_Outcome(kind, now, body, error_type))
+        return True
+
+    def init_failed(self, body: bytes, error_header: str | None) -> bool:
+        now = time.monotonic()
+        with self._lock:
+            if self._init_end is not None:
+                return False
+            self._init_end = now
+        self._outcomes.put(_Outcome("init_error", now, body, error_type_of(body, error_header)))
+        return True
+
+    # Called by the invoking thread.
+
+    def run(self, request_id: str, payload: bytes) -> _Result:
+        """Hand one event to the worker and wait for its answer, its death, its deadline or its
+        memory limit, whichever comes first."""
+        cold = self._init_end is None
+        pending = _Pending(request_id, payload)
+        self._inbox.put(pending)
+        limit = time.monotonic() + INIT_LIMIT_S  # until the worker asks for the event
+        delivered_at: float | None = None
+        while True:
+            wait = max(0.0, min(WATCH_INTERVAL_S, limit - time.monotonic()))
+            try:
+                outcome: _Outcome | None = self._outcomes.get(timeout=wait)
+            except queue.Empty:
+                outcome = None
+            now = time.monotonic()
+            if outcome is not None and outcome.kind == "delivered":
+                delivered_at, limit = outcome.at, outcome.at + self.config.timeout_s
+            if self._sample_memory() > self.config.memory_mb * 1024:
+                self.stop()
+                message = exit_message(request_id, -signal.SIGKILL)
+                return self._failed(pending, cold, delivered_at, now, message,
+                                    "Runtime.OutOfMemory", "error")
+            if outcome is None or outcome.kind == "delivered":
+                if now < limit:
+                    continue
+                self.stop()
+                message = timeout_message(request_id, self.config.timeout_s, time.time())
+                return self._failed(pending, cold, delivered_at, now, message,
+                                    "Sandbox.Timedout", "timeout")
+            if outcome.kind == "exit":
+                message = exit_message(request_id, outcome.returncode or 0)
+                return self._failed(pending, cold, delivered_at, outcome.at, message,
+                                    "Runtime.ExitError", "error")
+            result = _Result(outcome.kind == "response", outcome.body, outcome.error_type,
+                             self._ms(delivered_at, outcome.at), self._init_ms(cold, outcome.at),
+                             self.max_memory_mb, reusable=outcome.kind != "init_error")
+            self._finish_log(pending, result)
+            return result
+
+    def _failed(self, pending: _Pending, cold: bool, delivered_at: float | None, at: float,
+                message: str, error_type: str, status: str) -> _Result:
+        """The answer Lambda gives for a runtime that did not answer: killed or dead."""
+        result = _Result(False, error_payload(message, error_type), error_type,
+                         self._ms(delivered_at, at), self._init_ms(cold, at), self.max_memory_mb,
+                         reusable=False)
+        self._finish_log(pending, result, message, status)
+        return result
+
+    def _finish_log(self, pending: _Pending, result: _Result, message: str | None = None,
+                    status: str | None = None) -> None:
+        request_id = pending.request_id
+        # A worker that never asked for the event still gets its START line, as in Lambda.
+        self.log_marker(pending, f"START RequestId: {request_id} Version: $LATEST")
+        if message is not None:
+            self.log_marker(pending, message)
+            if status == "error":
+                self.log_marker(pending, str(result.error_type))
+        self.log_marker(pending, f"END RequestId: {request_id}")
+        self.log_marker(pending, report_line(
+            request_id, result.duration_ms, self.config.memory_mb, result.max_memory_mb,
+            result.init_duration_ms, status, result.error_type if status == "error" else None))
+
+    @staticmethod
+    def _ms(since: float | None, until: float) -> float:
+        return 0.0 if since is None else (until - since) * 1000
+
+    def _init_ms(self, cold: bool, end: float) -> float | None:
+        """Init Duration: from spawn to the worker's first request for an event (or to the end of
+        its init, when it never asked)."""
+        if not cold:
+            return None
+        init_end = end if self._init_end is None else self._init_end
+        return (init_end - self.spawned_at) * 1000
+
+    @property
+    def max_memory_mb(self) -> int:
+        return math.ceil(self._peak_kb / 1024)
+
+    def _sample_memory(self) -> int:
+        try:
+            status = Path(f"/proc/{self.proc.pid}/status").read_text()
+        except OSError:  # gone already: its exit is on its way
+            return self._peak_kb
+        self._peak_kb = max(self._peak_kb, peak_memory_kb(status) or 0)
+        return self._peak_kb
+
+    # Output and exit.
+
+    def log_marker(self, pending: _Pending, line: str) -> None:
+        """Emit a line of Lambda's own after everything the function has written so far."""
+        with self._log_lock:
+            self._pump()
+            if line.startswith("START "):
+                if pending.start_logged:
+                    return
+                pending.start_logged = True
+            self._on_log(self.config.name, line)
+
+    def _pump(self) -> None:
+        """Pass on every complete line the pipe holds now (caller holds _log_lock)."""
+        while not self._eof:
+            try:
+                chunk = os.read(self._stdout_fd, 65536)
+            except BlockingIOError:
+                return
+            if not chunk:
+                self._eof = True
+                if self._partial:
+                    self._on_log(self.config.name, self._partial.decode("utf-8", "replace"))
+                self._partial = b""
+                return
+            *lines, self._partial = (self._partial + chunk).split(b"\n")
+            for line in lines:
+                self._on_log(self.config.name, line.decode("utf-8", "replace"))
+
+    def _read_output(self) -> None:
+        poller = select.poll()
+        poller.register(self._stdout_fd, select.POLLIN)
+        while True:
+            poller.poll()
+            with self._log_lock:
+                self._pump()
+                if self._eof:
+                    self.proc.stdout.close()  # type: ignore[union-attr]
+                    return
+
+    def _wait_exit(self) -> None:
+        returncode = self.proc.wait()
+        self._outcomes.put(_Outcome("exit", time.monotonic(), returncode=returncode))
+        self._on_exit(self)
+
+    def stop(self) -> None:
+        """Kill the worker's process group and stop its server; idempotent, and returns only once
+        the worker is gone, whoever called first."""
+        with self._stop_lock:
+            if self._stopped:
+                return
+            with contextlib.suppress(ProcessLookupError):  # the group is gone already
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+            self._inbox.put(None)
+            self._server.stop()
+            self._stopped = True
+
+
+class FunctionWorkers:
+    """The workers of one function: warm ones reused, new ones started while fewer than
+    max_concurrency exist, so concurrency grows with load as in Lambda."""
+
+    def __init__(self, config: FunctionConfig, on_log: Callable[[str, str], None],
+                 base_env: dict[str, str], max_concurrency: int = 10) -> None:
+        """on_log(function_name, line) gets every line the function writes (stdout and stderr)
+        and Lambda's START/END/REPORT lines, from several threads: it must be thread-safe.
+        base_env is what every worker gets besides the function's own environment."""
+        if not config.runtime.startswith("python"):
+            raise ValueError(f"function {config.name}: runtime {config.runtime!r} is not Python, "
+                             "the only kind the sandbox runs")
+        if not config.code_dir.is_dir():
+            raise ValueError(f"function {config.name}: code folder {config.code_dir} not found")
+        if config.timeout_s <= 0 or config.memory_mb <= 0:
+            raise ValueError(f"function {config.name}: timeout ({config.timeout_s} s) and memory "
+                             f"size ({config.memory_mb} MB) must be positive")
+        if max_concurrency < 1:
+            raise ValueError(f"function {config.name}: max_concurrency must be at least 1, "
+                             f"not {max_concurrency}")
+        self.config = config
+        self._on_log = on_log
+        self._base_env = dict(base_env)
+        self._max_concurrency = max_concurrency
+        self._cond = threading.Condition()
+        self._workers: list[_Worker] = []
+        self._idle: list[_Worker] = []
+        self._starting = 0
+        self._closed = False
+
+    @property
+    def pids(self) -> list[int]:
+        """The process ids of the live workers."""
+        with self._cond:
+            return [worker.proc.pid for worker in self._workers]
+
+    def invoke(self, payload: bytes, request_id: str | None = None) -> Invocation:
+        """Run the function once on a warm or a new worker; blocks, thread-safe."""
+        request_id = request_id or str(uuid.uuid4())
+        started = time.time()
+        worker = self._acquire()
+        result = None
+        try:
+            result = worker.run(request_id, payload)
+        finally:
+            self._release(worker, reusable=result is not None and result.reusable)
+        return Invocation(request_id, self.config.name, result.ok, result.payload,
+                          result.error_type, started, result.duration_ms,
+                          result.init_duration_ms, result.max_memory_mb, self.config.memory_mb)
+
+    def close(self) -> None:
+        """Kill every worker and stop its server; idempotent. Invokes running now answer with
+        Runtime.ExitError; later ones raise RuntimeError."""
+        with self._cond:
+            self._closed = True
+            workers, self._workers, self._idle = self._workers, [], []
+            self._cond.notify_all()
+        for worker in workers:
+            worker.stop()
+
+    def _acquire(self) -> _Worker:
+        with self._cond:
+            while True:
+                if self._closed:
+                    raise RuntimeError(f"function {self.config.name}: workers are closed")
+                if self._idle:
+                    return self._idle.pop()  # the most recently used: the warmest
+                if len(self._workers) + self._starting < self._max_concurrency:
+                    self._starting += 1
+                    break
+                self._cond.wait()
+        try:  # started outside the lock: spawning takes milliseconds others need not wait for
+            worker = _Worker(self.config, self._on_log, self._base_env, self._exited)
+        finally:
+            with self._cond:
+                self._starting -= 1
+                self._cond.notify_all()
+        with self._cond:
+            if not self._closed:
+                self._workers.append(worker)
+                return worker
+        worker.stop()
+        raise RuntimeError(f"function {self.config.name}: workers are closed")
+
+    def _release(self, worker: _Worker, reusable: bool) -> None:
+        if not reusable:
+            worker.stop()
+        with self._cond:
+            if reusable and worker in self._workers:
+                self._idle.append(worker)
+            elif worker in self._workers:
+                self._workers.remove(worker)
+            self._cond.notify_all()
+
+    def _exited(self, worker: _Worker) -> None:
+        """A worker's process ended (killed, crashed, init failed): never hand it out again."""
+        with self._cond:
+            if worker in self._workers:
+                self._workers.remove(worker)
+            if worker in self._idle:
+                self._idle.remove(worker)
+            self._cond.notify_all()
+        worker.stop()
