@@ -1,0 +1,365 @@
+"""API Gateway REST API semantics: routes, the Lambda proxy event, and the proxy answer.
+
+Pure: the HTTP server and the Lambda invocation are elsewhere. What is here is what a function
+behind a REST API relies on: which resource and method a request reaches, the exact event the
+function receives (payload format 1.0), and which answers API Gateway turns into a 502.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sandbox.assembly import ACCOUNT, AssemblyError, Stack
+
+MISSING_AUTH_TOKEN = (403, b'{"message":"Missing Authentication Token"}')
+INTERNAL_SERVER_ERROR = (502, b'{"message": "Internal server error"}')
+ENDPOINT_TIMEOUT = (504, b'{"message": "Endpoint request timed out"}')
+
+_LAMBDA_URI = re.compile(
+    r"^arn:[^:]+:apigateway:[^:]+:lambda:path/2015-03-31/functions/(?P<arn>.+)/invocations$"
+)
+_RESPONSE_FIELDS = {"statusCode", "headers", "multiValueHeaders", "body", "isBase64Encoded"}
+# API Gateway does not hand these to the function (they describe the connection, not the call).
+_DROPPED_HEADERS = {"connection", "content-length"}
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+class MalformedProxyResponse(ValueError):
+    """The function's answer is not one API Gateway accepts: the client gets a 502."""
+
+
+@dataclass(frozen=True)
+class Method:
+    http_method: str  # "GET", ..., or "ANY"
+    resource_path: str  # "/order", "/items/{id}", "/{proxy+}"
+    resource_id: str
+    function_arn: str  # "" unless the integration is AWS_PROXY
+    integration_type: str  # "AWS_PROXY", "MOCK", ...
+
+
+@dataclass
+class RestApi:
+    """One deployed stage of a REST API (an API with two stages gives two)."""
+
+    api_id: str
+    name: str
+    stage: str
+    deployment_id: str
+    methods: list[Method]
+
+    @classmethod
+    def from_stack(cls, stack: Stack) -> list[RestApi]:
+        apis = []
+        for api in stack.of_type("AWS::ApiGateway::RestApi"):
+            where = f"{stack.template_file}: Resources.{api.logical_id}.Properties"
+            if "Body" in api.properties or "BodyS3Location" in api.properties:
+                raise AssemblyError(
+                    f"{where}: a REST API defined by an OpenAPI document (Body, BodyS3Location) "
+                    "is not supported; define resources and methods instead"
+                )
+            api_id = stack.ref(api.logical_id)
+            name = stack.resolve(api.properties.get("Name", api.logical_id), f"{where}.Name")
+            methods = _methods(stack, api_id, stack.get_att(api.logical_id, "RootResourceId"))
+            apis += [
+                cls(api_id, str(name), stage, deployment_id, methods)
+                for stage, deployment_id in _stages(stack, api_id)
+            ]
+        return apis
+
+    def route(self, http_method: str, path: str) -> tuple[Method, dict[str, str]] | None:
+        """The method a request reaches, and its path parameters; None: API Gateway's 403.
+
+        `path` is without the stage. API Gateway picks the most specific resource that has the
+        request's method or ANY (a literal segment beats `{param}`, which beats `{proxy+}`), so
+        a method missing on a specific resource falls through to a less specific one.
+        """
+        segments = [segment for segment in path.split("/") if segment]
+        candidates = []
+        for method in self.methods:
+            if method.http_method not in (http_method.upper(), "ANY"):
+                continue
+            parameters = _match(method.resource_path, segments)
+            if parameters is not None:
+                rank = (_specificity(method.resource_path), method.http_method == "ANY")
+                candidates.append((rank, method, parameters))
+        if not candidates:
+            return None
+        _, method, parameters = min(candidates, key=lambda candidate: candidate[0])
+        return method, parameters
+
+
+def _property(stack: Stack, logical_id: str, name: str, value: Any) -> str:
+    where = f"Resources.{logical_id}.Properties.{name}"
+    return str(stack.resolve(value, where))
+
+
+def _methods(stack: Stack, api_id: str, root_id: str) -> list[Method]:
+    parents: dict[str, tuple[str, str]] = {}  # resource id -> (parent id, path part)
+    for resource in stack.of_type("AWS::ApiGateway::Resource"):
+        props = resource.properties
+        if _property(stack, resource.logical_id, "RestApiId", props.get("RestApiId")) == api_id:
+            parents[stack.ref(resource.logical_id)] = (
+                _property(stack, resource.logical_id, "ParentId", props.get("ParentId")),
+                _property(stack, resource.logical_id, "PathPart", props.get("PathPart")),
+            )
+
+    def path_of(resource_id: str, where: str, seen: tuple[str, ...] = ()) -> str:
+        if resource_id == root_id:
+            return ""
+        if resource_id not in parents or resource_id in seen:
+            raise AssemblyError(
+                f"{stack.template_file}: {where}: resource id {resource_id} is not a resource "
+                "of this REST API (or its ParentId chain loops)"
+            )
+        parent, part = parents[resource_id]
+        return f"{path_of(parent, where, (*seen, resource_id))}/{part}"
+
+    methods = []
+    for resource in stack.of_type("AWS::ApiGateway::Method"):
+        lid = resource.logical_id
+        props = resource.properties
+        if _property(stack, lid, "RestApiId", props.get("RestApiId")) != api_id:
+            continue
+        resource_id = _property(stack, lid, "ResourceId", props.get("ResourceId"))
+        where = f"Resources.{lid}.Properties.Integration"
+        integration = stack.resolve(props.get("Integration") or {}, where)
+        kind = str(integration.get("Type", "MOCK"))
+        function_arn = ""
+        if kind == "AWS_PROXY":
+            found = _LAMBDA_URI.match(str(integration.get("Uri", "")))
+            if found is None:
+                raise AssemblyError(
+                    f"{stack.template_file}: Resources.{lid}.Properties.Integration.Uri: "
+                    f"not a Lambda function invocation URI: {integration.get('Uri')!r}"
+                )
+            function_arn = found.group("arn")
+        methods.append(
+            Method(
+                http_method=str(props.get("HttpMethod", "")).upper(),
+                resource_path=path_of(resource_id, f"Resources.{lid}.Properties.ResourceId")
+                or "/",
+                resource_id=resource_id,
+                function_arn=function_arn,
+                integration_type=kind,
+            )
+        )
+    return methods
+
+
+def _stages(stack: Stack, api_id: str) -> list[tuple[str, str]]:
+    """(stage name, deployment id) for each stage of the API, from Stages and Deployments."""
+    stages: dict[str, str] = {}
+    for stage in stack.of_type("AWS::ApiGateway::Stage"):
+        props = stage.properties
+        if _property(stack, stage.logical_id, "RestApiId", props.get("RestApiId")) == api_id:
+            stages[stack.ref(stage.logical_id)] = _property(
+                stack, stage.logical_id, "DeploymentId", props.get("DeploymentId")
+            )
+    for deployment in stack.of_type("AWS::ApiGateway::Deployment"):
+        props = deployment.properties
+        lid = deployment.logical_id
+        if "StageName" not in props:
+            continue
+        if _property(stack, lid, "RestApiId", props.get("RestApiId")) == api_id:
+            stages[_property(stack, lid, "StageName", props["StageName"])] = stack.ref(lid)
+    return list(stages.items())
+
+
+def _match(resource_path: str, segments: list[str]) -> dict[str, str] | None:
+    parts = [part for part in resource_path.split("/") if part]
+    parameters = {}
+    for i, part in enumerate(parts):
+        if i >= len(segments):
+            return None
+        if part.startswith("{") and part.endswith("+}"):  # greedy: one segment or more
+            parameters[part[1:-2]] = "/".join(segments[i:])
+            return parameters
+        if part.startswith("{") and part.endswith("}"):
+            parameters[part[1:-1]] = segments[i]
+        elif part != segments[i]:
+            return None
+    return parameters if len(parts) == len(segments) else None
+
+
+def _specificity(resource_path: str) -> tuple[int, ...]:
+    """Lower is more specific, compared segment by segment: literal, then {param}, {proxy+}."""
+    return tuple(
+        2 if part.endswith("+}") else 1 if part.startswith("{") else 0
+        for part in resource_path.split("/")
+        if part
+    )
+
+
+def _multi(pairs: list[tuple[str, str]], *, fold_case: bool) -> tuple[dict, dict]:
+    """(last value per name, every value per name); names sent in several cases fold together."""
+    names: dict[str, str] = {}  # folded name -> name as first sent
+    multi: dict[str, list[str]] = {}
+    for name, value in pairs:
+        name = names.setdefault(name.lower() if fold_case else name, name)
+        multi.setdefault(name, []).append(value)
+    return {name: values[-1] for name, values in multi.items()}, multi
+
+
+def proxy_event(
+    api: RestApi,
+    method: Method,
+    path_params: dict[str, str],
+    http_method: str,
+    path: str,
+    query: list[tuple[str, str]],
+    headers: list[tuple[str, str]],
+    body: bytes,
+    request_id: str,
+    source_ip: str,
+    now: datetime,
+) -> dict[str, Any]:
+    """The event a Lambda proxy integration receives (REST API, payload format 1.0).
+
+    `path` is as requested, without the stage; `query` is decoded
+    (`urllib.parse.parse_qsl(query, keep_blank_values=True)`); `headers` in the order received.
+    """
+    kept = [(name, value) for name, value in headers if name.lower() not in _DROPPED_HEADERS]
+    single_headers, multi_headers = _multi(kept, fold_case=True)
+    single_query, multi_query = _multi(query, fold_case=False)
+    lower = {name.lower(): value for name, value in single_headers.items()}
+    domain = lower.get("host", "localhost")
+    if now.tzinfo is None:
+        now = now.replace(tzinfo=UTC)
+    now = now.astimezone(UTC)
+    text: str | None = None
+    encoded = False
+    if body:
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError:
+            text, encoded = base64.b64encode(body).decode(), True
+    return {
+        "resource": method.resource_path,
+        "path": path,
+        "httpMethod": http_method,
+        "headers": single_headers or None,
+        "multiValueHeaders": multi_headers or None,
+        "queryStringParameters": single_query or None,
+        "multiValueQueryStringParameters": multi_query or None,
+        "pathParameters": path_params or None,
+        "stageVariables": None,
+        "requestContext": {
+            "resourceId": method.resource_id,
+            "resourcePath": method.resource_path,
+            "httpMethod": http_method,
+            "extendedRequestId": base64.b64encode(
+                hashlib.sha256(request_id.encode()).digest()[:11]
+            ).decode(),
+            "requestTime": (
+                f"{now:%d}/{_MONTHS[now.month - 1]}/{now:%Y:%H:%M:%S} +0000"
+            ),
+            "path": f"/{api.stage}{path}",
+            "accountId": ACCOUNT,
+            "protocol": "HTTP/1.1",
+            "stage": api.stage,
+            "domainPrefix": domain.split(":")[0].split(".")[0],
+            "requestTimeEpoch": int(now.timestamp() * 1000),
+            "requestId": request_id,
+            "identity": {
+                "cognitoIdentityPoolId": None,
+                "accountId": None,
+                "cognitoIdentityId": None,
+                "caller": None,
+                "sourceIp": source_ip,
+                "principalOrgId": None,
+                "accessKey": None,
+                "cognitoAuthenticationType": None,
+                "cognitoAuthenticationProvider": None,
+                "userArn": None,
+                "userAgent": lower.get("user-agent"),
+                "user": None,
+            },
+            "domainName": domain,
+            "deploymentId": api.deployment_id,
+            "apiId": api.api_id,
+        },
+        "body": text,
+        "isBase64Encoded": encoded,
+    }
+
+
+def _header_value(value: Any, where: str) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return value
+    raise MalformedProxyResponse(f"{where}: a header value must be a string, got {value!r}")
+
+
+def _status_code(value: Any) -> int:
+    """An int, or a string of digits (API Gateway accepts "201"); absent or null means 200."""
+    if value is None:
+        return 200
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)
+    if not isinstance(value, int) or isinstance(value, bool) or not 100 <= value <= 599:
+        raise MalformedProxyResponse(f"statusCode must be an HTTP status code, got {value!r}")
+    return value
+
+
+def proxy_response(payload: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
+    """The HTTP answer API Gateway makes of a function's proxy answer: (status, headers, body).
+
+    Raises MalformedProxyResponse for what API Gateway rejects with a 502: not a JSON object,
+    a field other than statusCode, headers, multiValueHeaders, body and isBase64Encoded (so also
+    a function's error answer), or a field of the wrong type. Every field is optional.
+    """
+    try:
+        answer = json.loads(payload)
+    except (ValueError, UnicodeDecodeError):
+        raise MalformedProxyResponse("the function's answer is not JSON") from None
+    if not isinstance(answer, dict):
+        raise MalformedProxyResponse(f"the function's answer is not a JSON object: {answer!r}")
+    unknown = sorted(set(answer) - _RESPONSE_FIELDS)
+    if unknown:
+        raise MalformedProxyResponse(
+            f"field(s) {', '.join(unknown)} not allowed: a proxy answer has only "
+            "statusCode, headers, multiValueHeaders, body and isBase64Encoded"
+        )
+    status = _status_code(answer.get("statusCode"))
+    headers = answer.get("headers") or {}
+    multi = answer.get("multiValueHeaders") or {}
+    if not isinstance(headers, dict) or not isinstance(multi, dict):
+        raise MalformedProxyResponse("headers and multiValueHeaders must be JSON objects")
+    if not all(isinstance(values, list) for values in multi.values()):
+        raise MalformedProxyResponse("each value of multiValueHeaders must be a list")
+    body = answer.get("body")
+    if body is not None and not isinstance(body, str):
+        raise MalformedProxyResponse(f"body must be a string, got {type(body).__name__}")
+    encoded = answer.get("isBase64Encoded")
+    if encoded is not None and not isinstance(encoded, bool):
+        raise MalformedProxyResponse(f"isBase64Encoded must be true or false, got {encoded!r}")
+    data = (body or "").encode()
+    if encoded:
+        try:
+            data = base64.b64decode(data, validate=True)
+        except binascii.Error:
+            raise MalformedProxyResponse("isBase64Encoded is true but body is not base64") from None
+
+    # A name in multiValueHeaders replaces the same name in headers.
+    replaced = {name.lower() for name in multi}
+    result = [
+        (name, _header_value(value, f"headers.{name}"))
+        for name, value in headers.items()
+        if name.lower() not in replaced
+    ]
+    result += [
+        (name, _header_value(value, f"multiValueHeaders.{name}"))
+        for name, values in multi.items()
+        for value in values
+    ]
+    if not any(name.lower() == "content-type" for name, _ in result):
+        result.append(("Content-Type", "application/json"))
+    return status, result, data
