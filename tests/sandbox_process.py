@@ -1,0 +1,132 @@
+"""The sandbox as a user runs it: `python -m sandbox up` in a process of its own, so tests can
+send it Ctrl-C or kill it outright."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(condition: Callable[[], Any], timeout_s: float, what: str) -> Any:
+    """Poll `condition` until it returns something truthy; fail saying what never happened."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+        time.sleep(0.05)
+
+
+def descendants(pid: int) -> set[int]:
+    """Every process whose parent chain leads to `pid` (workers run in sessions of their own,
+    so a process group would miss them)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                ppid = int(stat.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(entry))
+    found: set[int] = set()
+    todo = [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+class SandboxProcess:
+    def __init__(self, assembly: Path, state: Path, port: int | None = None,
+                 extra_args: tuple[str, ...] = ()) -> None:
+        self.assembly = assembly
+        self.state = state
+        self.port = port or free_port()
+        self.extra_args = extra_args
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen[str] | None = None
+        self.lines: list[str] = []
+        self._ready = threading.Event()
+
+    def start(self, timeout_s: float = 90) -> SandboxProcess:
+        self.lines = []
+        self._ready.clear()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "sandbox", "up", "--assembly", str(self.assembly),
+             "--state", str(self.state), "--port", str(self.port), *self.extra_args],
+            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            start_new_session=True,
+        )
+        threading.Thread(target=self._read, args=(self.process,), daemon=True).start()
+        wait_for(lambda: self._ready.is_set() or self.process.poll() is not None, timeout_s,
+                 "the sandbox to print 'ready'")
+        if not self._ready.is_set():
+            raise AssertionError("sandbox exited:\n" + "\n".join(self.lines))
+        return self
+
+    def _read(self, process: subprocess.Popen[str]) -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            self.lines.append(line.rstrip("\n"))
+            if line.startswith("sandbox: ready"):
+                self._ready.set()
+
+    def output(self) -> str:
+        return "\n".join(self.lines)
+
+    def stop(self, sig: int = signal.SIGINT, timeout_s: float = 30) -> int:
+        """Send `sig` (Ctrl-C by default) and wait for the sandbox to exit."""
+        assert self.process is not None
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        return self.process.wait(timeout=timeout_s)
+
+    def kill(self) -> None:
+        self.stop(signal.SIGKILL)
+
+    def client(self, service: str) -> Any:
+        return boto3.client(
+            service, endpoint_url=self.url, region_name="us-east-1",
+            aws_access_key_id="test", aws_secret_access_key="test",
+            config=Config(retries={"max_attempts": 0}, read_timeout=60),
+        )
+
+    def __enter__(self) -> SandboxProcess:
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.stop()
