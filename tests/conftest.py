@@ -1,0 +1,82 @@
+"""Fixtures shared by the tests."""
+
+import importlib.util
+import json
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CDK_DIR = ROOT / "cdk"
+
+
+def import_path(module_name: str, path: Path) -> ModuleType:
+    """Imports the file at path under module_name: every service's file is called app.py, so
+    each needs a name of its own (its module-level clients are made here, at import)."""
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    assert spec is not None and spec.loader is not None, f"cannot import {path}"
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@dataclass(frozen=True)
+class SynthesizedApp:
+    """The CDK app as `cdk synth` builds it, synthesized in-process."""
+
+    stack: Any  # choreography.OrderChoreographyStack
+    template: dict[str, Any]
+    assembly_dir: Path
+
+    def logical_id(self, construct: Any) -> str:
+        """The template's logical ID of an L2 construct's CloudFormation resource."""
+        resource = construct.node.default_child
+        return str(self.stack.resolve(self.stack.get_logical_id(resource)))
+
+
+@pytest.fixture(scope="session")
+def cdk_app() -> ModuleType:
+    """cdk/app.py as a module: its build() makes the app exactly as `cdk synth` does."""
+    sys.path.insert(0, str(CDK_DIR))  # app.py imports the `choreography` package beside it
+    return import_path("cdk_app", CDK_DIR / "app.py")
+
+
+@pytest.fixture(scope="session")
+def synthesized_app(cdk_app: ModuleType,
+                    tmp_path_factory: pytest.TempPathFactory) -> SynthesizedApp:
+    """Synthesizes cdk/app.py once per session (6-13 s) with cdk.json's context, as the CLI does.
+
+    The context also turns on the asset metadata the CLI turns on, so each function's resource
+    names the staged folder of its code (`aws:asset:path`) inside the assembly.
+    """
+    import aws_cdk as cdk
+
+    context = json.loads((CDK_DIR / "cdk.json").read_text())["context"]
+    assembly_dir = tmp_path_factory.mktemp("cdk.out")
+    app = cdk.App(context={**context, "aws:cdk:enable-asset-metadata": True,
+                           "aws:cdk:enable-path-metadata": True},
+                  outdir=str(assembly_dir))
+    stack = cdk_app.build(app)
+    assembly = app.synth()
+    template = assembly.get_stack_by_name(stack.stack_name).template
+    return SynthesizedApp(stack=stack, template=template, assembly_dir=assembly_dir)
+
+
+@pytest.fixture
+def mocked_aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """moto's in-process AWS in us-east-1, with fake credentials and no endpoint or profile
+    from the user's environment, so no call can reach a real account."""
+    from moto import mock_aws
+
+    for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        monkeypatch.setenv(name, "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    with mock_aws():
+        yield
