@@ -34,6 +34,13 @@ DELIVERY_MAX_EVENT_AGE = Duration.hours(1)
 EXECUTION_RETRY_ATTEMPTS = 2
 # SQS's maximum: a failed order stays inspectable for two weeks.
 FAILED_EVENT_RETENTION = Duration.days(14)
+# SSL only, without a wildcard: the deny names every SQS action a queue policy can govern, so
+# not even a statement that grants nothing holds `sqs:*` (the project allows no `*` action).
+SQS_QUEUE_ACTIONS = [f"sqs:{action}" for action in (
+    "AddPermission", "CancelMessageMoveTask", "ChangeMessageVisibility", "DeleteMessage",
+    "DeleteQueue", "GetQueueAttributes", "GetQueueUrl", "ListDeadLetterSourceQueues",
+    "ListMessageMoveTasks", "ListQueueTags", "PurgeQueue", "ReceiveMessage", "RemovePermission",
+    "SendMessage", "SetQueueAttributes", "StartMessageMoveTask", "TagQueue", "UntagQueue")]
 LOG_RETENTION = logs.RetentionDays.ONE_MONTH
 
 
@@ -155,9 +162,18 @@ class OrderChoreographyStack(Stack):
         queue = sqs.Queue(
             self, construct_id,
             encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
             retention_period=FAILED_EVENT_RETENTION,
         )
+        queue.add_to_resource_policy(iam.PolicyStatement(
+            effect=iam.Effect.DENY,
+            principals=[iam.AnyPrincipal()],
+            actions=SQS_QUEUE_ACTIONS,
+            resources=[queue.queue_arn],
+            conditions={"Bool": {"aws:SecureTransport": "false"}},
+        ))
+        acknowledge(queue, "AwsSolutions-SQS4",
+                    "SSL is required: the policy denies every SQS action without "
+                    "aws:SecureTransport, named one by one instead of sqs:*")
         acknowledge(queue, "AwsSolutions-SQS3",
                     "this queue is itself the last stop for failed events (an EventBridge "
                     "dead-letter queue or a Lambda on-failure destination)")
