@@ -9,7 +9,7 @@ export CDK_DISABLE_CLI_TELEMETRY := true
 ARGS ?=
 CDK := cd cdk && npx --no-install cdk
 
-.PHONY: setup test lint run synth deploy diff destroy constraints clean
+.PHONY: setup test lint run synth bootstrap deploy diff destroy constraints clean
 
 setup: $(VENV)/.installed node_modules/.installed
 
@@ -31,8 +31,13 @@ test: lint
 synth: setup
 	$(CDK) synth --quiet $(ARGS)
 
-run: synth
+# The whole system on this machine: sandbox options through ARGS, e.g. ARGS="--port 4001 --reset"
+run: setup
+	$(CDK) synth --quiet
 	$(PY) -m sandbox up $(ARGS)
+
+bootstrap: setup
+	$(CDK) bootstrap $(ARGS)
 
 deploy: setup
 	$(CDK) deploy $(ARGS)
