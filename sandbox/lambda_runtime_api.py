@@ -72,6 +72,9 @@ class Invocation:
     init_duration_ms: float | None  # set when this invoke started a cold worker
     max_memory_mb: int
     memory_mb: int
+    # time.time() when the runtime got the event (its /next answered): Lambda's START. With the
+    # caller's own clock it splits an invoke's latency into the hop to the runtime and the run.
+    delivered: float | None = None
 
 
 # Pure semantics: Lambda's texts and the worker's environment.
@@ -96,6 +99,8 @@ def worker_environment(config: FunctionConfig, base_env: Mapping[str, str], runt
         "_HANDLER": config.handler,
         "LAMBDA_TASK_ROOT": str(config.code_dir),
         "PYTHONPATH": str(config.code_dir),
+        # Lambda's code folder is read-only: leave the assembly as it was synthesized.
+        "PYTHONDONTWRITEBYTECODE": "1",
         "TZ": ":UTC",
         "NO_PROXY": "127.0.0.1,localhost",
     }
@@ -204,6 +209,7 @@ class _Result:
     init_duration_ms: float | None
     max_memory_mb: int
     reusable: bool  # the runtime answered, so the worker is ready for the next event
+    delivered_at: float | None = None  # time.monotonic() when the runtime got the event
 
 
 class _RuntimeApiHandler(BaseHTTPRequestHandler):
@@ -406,7 +412,8 @@ class _Worker:
                                     "Runtime.ExitError", "error")
             result = _Result(outcome.kind == "response", outcome.body, outcome.error_type,
                              self._ms(delivered_at, outcome.at), self._init_ms(cold, outcome.at),
-                             self.max_memory_mb, reusable=outcome.kind != "init_error")
+                             self.max_memory_mb, reusable=outcome.kind != "init_error",
+                             delivered_at=delivered_at)
             self._finish_log(pending, result)
             return result
 
@@ -562,9 +569,12 @@ class FunctionWorkers:
             result = worker.run(request_id, payload)
         finally:
             self._release(worker, reusable=result is not None and result.reusable)
+        delivered = (None if result.delivered_at is None
+                     else time.time() - (time.monotonic() - result.delivered_at))
         return Invocation(request_id, self.config.name, result.ok, result.payload,
                           result.error_type, started, result.duration_ms,
-                          result.init_duration_ms, result.max_memory_mb, self.config.memory_mb)
+                          result.init_duration_ms, result.max_memory_mb, self.config.memory_mb,
+                          delivered)
 
     def close(self) -> None:
         """Kill every worker and stop its server; idempotent. Invokes running now answer with

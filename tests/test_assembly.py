@@ -3,13 +3,13 @@
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from sandbox.assembly import ACCOUNT, DEFAULT_REGION, AssemblyError, Stack, read_assembly
 
 FIXTURE = Path(__file__).parent / "fixtures" / "shop-assembly"
-SYNTHESIZED = Path(__file__).resolve().parents[1] / "cdk" / "cdk.out"
 ENDPOINT = "http://127.0.0.1:4000"
 ASSET = "asset.3f1c6a0e9b7d4c2a8e5f1b3d7a9c0e2f4b6d8a1c3e5f7b9d0a2c4e6f8b1d3a5c"
 
@@ -416,15 +416,11 @@ def test_stacks_of_a_nested_assembly_are_read(tmp_path: Path) -> None:
     assert stack.name == "Inner" and stack.directory == tmp_path / "assembly-Prod"
 
 
-# -- the project's own synthesized app, when it is there ----------------------------------------
+# -- the project's own synthesized app ------------------------------------------------------------
 
 
-@pytest.mark.skipif(
-    not (SYNTHESIZED / "manifest.json").is_file(),
-    reason="no synthesized assembly at cdk/cdk.out (make synth writes it)",
-)
-def test_the_synthesized_app_resolves_completely() -> None:
-    for stack in read_assembly(SYNTHESIZED, ENDPOINT):
+def test_the_synthesized_app_resolves_completely(synthesized_app: Any) -> None:
+    for stack in read_assembly(synthesized_app.assembly_dir, ENDPOINT):
         for resource in stack.resources.values():
             stack.resolve(resource.properties, f"Resources.{resource.logical_id}.Properties")
         for function in stack.of_type("AWS::Lambda::Function"):
