@@ -1,4 +1,4 @@
-"""`python -m sandbox up | dlq`: the command line of the local sandbox."""
+"""`python -m sandbox up | dlq | trace | orders`: the command line of the local sandbox."""
 
 from __future__ import annotations
 
@@ -10,8 +10,10 @@ import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
+from sandbox import trace as tracing
 from sandbox.assembly import AssemblyError
 from sandbox.dynamodb_local import DynamoDBLocalError
+from sandbox.journey import failure_reason, text_list, text_timeline
 from sandbox.sandbox import Sandbox
 from sandbox.settings import Settings
 from sandbox.state import State
@@ -52,7 +54,32 @@ def parser() -> argparse.ArgumentParser:
     dlq = commands.add_parser("dlq", help="list the messages in the failure queues")
     dlq.add_argument("--state", type=Path, default=DEFAULT_STATE)
     dlq.add_argument("--json", action="store_true", help="one JSON object a line")
+
+    trace = commands.add_parser(
+        "trace", help="an item's journey (an order's) through the services, as a timeline")
+    trace.add_argument("key", help="the item's key value, e.g. the order ID")
+    source_arguments(trace)
+    trace.add_argument("--logs", action="store_true", help="each invocation's log lines too")
+    trace.add_argument("--json", action="store_true", help="the journey as JSON")
+
+    orders = commands.add_parser("orders", help="the items (orders), newest first")
+    source_arguments(orders)
+    orders.add_argument("--limit", type=int, default=20,
+                        help="show this many, newest first (default: %(default)s)")
     return cli
+
+
+def source_arguments(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--port", type=int, default=DEFAULT_PORT,
+                         help="the running sandbox's port (default: %(default)s)")
+    command.add_argument("--stack", help="read this deployed CloudFormation stack instead, "
+                                         "with your AWS credentials: its table from its outputs")
+    command.add_argument("--table", help="the deployed table, when the stack's outputs do not "
+                                         "name it (implies a deployed stack)")
+    command.add_argument("--region", help="the deployed stack's region (default: as the AWS "
+                                          "CLI would choose)")
+    command.add_argument("--profile", help="the AWS profile to use (default: as the AWS CLI "
+                                           "would choose)")
 
 
 def up(args: argparse.Namespace) -> int:
@@ -77,16 +104,6 @@ def up(args: argparse.Namespace) -> int:
     return 0
 
 
-def reason(attributes: dict[str, str], body: dict) -> str:
-    """Why a message is in a failure queue: EventBridge puts it in attributes, Lambda in the
-    invocation record."""
-    if "ERROR_CODE" in attributes:
-        return f"{attributes['ERROR_CODE']}: {attributes.get('ERROR_MESSAGE', '')}"
-    response = body.get("responsePayload") or {}
-    condition = body.get("requestContext", {}).get("condition", "")
-    return f"{condition}: {response.get('errorType', '')}: {response.get('errorMessage', '')}"
-
-
 def dlq(args: argparse.Namespace) -> int:
     path = args.state / "sandbox.db"
     if not path.exists():
@@ -96,10 +113,8 @@ def dlq(args: argparse.Namespace) -> int:
         try:
             body = json.loads(message.body)
         except ValueError:
-            body = {}
-        if not isinstance(body, dict):
-            body = {}
-        why = reason(message.attributes, body)
+            body = None
+        why = failure_reason(message.attributes, body)
         if args.json:
             print(json.dumps({"id": message.id, "queue": message.queue, "reason": why,
                               "sent": message.sent, "attributes": message.attributes,
@@ -110,10 +125,44 @@ def dlq(args: argparse.Namespace) -> int:
     return 0
 
 
+def deployed(args: argparse.Namespace) -> bool:
+    return bool(args.stack or args.table)
+
+
+def trace(args: argparse.Namespace) -> int:
+    try:
+        if deployed(args):
+            session = tracing.aws_session(args.profile, args.region)
+            journey = tracing.deployed_journey(session, args.stack, args.table, args.key)
+        else:
+            journey = tracing.sandbox_journey(f"http://127.0.0.1:{args.port}", args.key)
+    except tracing.TraceError as error:
+        print(f"trace: {error}", file=sys.stderr)
+        return 1
+    print(json.dumps(journey, indent=2) if args.json else text_timeline(journey, args.logs))
+    return 0
+
+
+def orders(args: argparse.Namespace) -> int:
+    try:
+        if deployed(args):
+            session = tracing.aws_session(args.profile, args.region)
+            items, total = tracing.deployed_items(session, args.stack, args.table)
+        else:
+            items, total = tracing.sandbox_items(f"http://127.0.0.1:{args.port}")
+    except tracing.TraceError as error:
+        print(f"orders: {error}", file=sys.stderr)
+        return 1
+    print(text_list(items[:args.limit]))
+    if total > args.limit:
+        print(f"... and {total - args.limit} older (--limit)")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
-        return {"up": up, "dlq": dlq}[args.command](args)
+        return {"up": up, "dlq": dlq, "trace": trace, "orders": orders}[args.command](args)
     except (AssemblyError, DynamoDBLocalError, OSError) as error:
         print(f"sandbox: {error}", file=sys.stderr)
         return 2

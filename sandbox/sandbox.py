@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import TextIO
 
 from sandbox.assembly import Stack, read_assembly
+from sandbox.console import PREFIX as CONSOLE_PATH
+from sandbox.console import Console
 from sandbox.dynamodb_local import DynamoDBLocal, ensure_tables, table_request
 from sandbox.endpoint import Endpoint, Response
 from sandbox.event_bus import EventBus
@@ -153,6 +155,7 @@ class Sandbox:
         self.runner.handlers.update(delivery=self.bus.deliver, invoke=self.lambda_.run_async)
         self.apis = [api for stack in stacks for api in RestApi.from_stack(stack)]
 
+        self.extra_routes.update(Console.of(self).routes())
         self.endpoint = Endpoint(self.port, self.bus, self.lambda_, self.apis,
                                  self.dynamodb.endpoint_url, self.settings, self.extra_routes)
         self.port = self.endpoint.port
@@ -177,6 +180,7 @@ class Sandbox:
         if skipped:
             say(f"  not emulated    {', '.join(skipped)}\n")
         say(f"  AWS endpoint    AWS_ENDPOINT_URL={self.url}\n")
+        say(f"  Console         {self.url}{CONSOLE_PATH}/\n")
         for api in self.apis:
             for method in api.methods:
                 path = method.resource_path

@@ -1,0 +1,612 @@
+"""An item's journey: what happened, when and where, for one item of a table (one order).
+
+Pure: the console and `trace` hand it the item and the sandbox's history records (and log
+lines) and render what it builds. The sandbox knows nothing of our stack, so everything is
+inferred from generic facts:
+
+- an item's *steps* are its string attributes named `time_*` or holding an ISO 8601 time;
+- an item's *events* are those whose `detail` holds its key value (as a whole string);
+- its *invocations* are those of its events (by event id), and API invocations whose answer
+  holds its key value; deliveries and dead letters follow their event;
+- its *log lines* are those holding its key value, and those its invocations wrote.
+
+A journey is a plain dict (JSON as it is): `entries` in time order, each with the `lane`
+(service) it happened in and its `offset_ms` from the journey's first moment, and a `text`
+that says what happened, so the page and the terminal word things the same way.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+Record = tuple[int, float, str, dict[str, Any]]  # State.history(): id, at, kind, record
+
+STEP_PREFIX = "time_"
+WORKSHOP_TIME = "%m-%d-%Y %H:%M:%S"
+# Date and time at least to the minute: "2026-11-24" alone or "12" is not a step.
+_ISO_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
+_TOKEN = re.compile(r"[\w.:@/+=-]+")
+_REQUEST_LINE = re.compile(r"^(START|END|REPORT) RequestId: (\S+)")
+# Entries that happen at the same moment are listed in causal order.
+_KIND_ORDER = {"invocation": 0, "event": 1, "delivery": 2, "stamp": 3, "dead-letter": 4}
+# A publish is logged by the sandbox a little after the publisher's clock says it ran.
+_PUBLISH_SLACK_S = 0.005
+INJECTED_FAULT = "Sandbox.InjectedFault"  # the sandbox's fault injection fails before a worker
+
+
+# Items
+
+
+def plain(value: Mapping[str, Any]) -> Any:
+    """A DynamoDB attribute value ({"S": "x"}, {"N": "1"}, ...) as plain JSON."""
+    [(kind, inner)] = value.items()
+    if kind == "S":
+        return inner
+    if kind == "N":
+        number = float(inner)
+        return int(number) if number.is_integer() and "." not in inner else number
+    if kind in ("BOOL", "NULL"):
+        return inner if kind == "BOOL" else None
+    if kind == "B":
+        return base64.b64encode(inner).decode() if isinstance(inner, bytes) else inner
+    if kind == "L":
+        return [plain(v) for v in inner]
+    if kind == "M":
+        return {k: plain(v) for k, v in inner.items()}
+    if kind == "NS":
+        return [plain({"N": v}) for v in inner]
+    if kind == "BS":
+        return [plain({"B": v}) for v in inner]
+    return list(inner)  # SS
+
+
+def plain_item(item: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    return {name: plain(value) for name, value in item.items()}
+
+
+def parse_time(text: str) -> float | None:
+    """Epoch seconds of an ISO 8601 date and time (UTC when it names no zone), else None."""
+    if not _ISO_TIME.match(text):
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
+
+
+def steps_of(item: Mapping[str, Any]) -> dict[str, float]:
+    """The item's steps: attribute name -> epoch seconds. A `time_*` attribute may also hold
+    the original workshop's `%m-%d-%Y %H:%M:%S`, in the function's local time: UTC on Lambda."""
+    steps = {}
+    for name, value in item.items():
+        if not isinstance(value, str):
+            continue
+        at = parse_time(value)
+        if at is None and name.startswith(STEP_PREFIX):
+            try:
+                at = datetime.strptime(value, WORKSHOP_TIME).replace(tzinfo=UTC).timestamp()
+            except ValueError:
+                at = None
+        if at is not None:
+            steps[name] = at
+    return steps
+
+
+def step_lane(attribute: str, services: Iterable[str]) -> str:
+    """The lane of a step: the service whose name it spells (`time_order_service` is
+    OrderService's), else the attribute without its `time_` prefix."""
+    base = attribute.removeprefix(STEP_PREFIX)
+    for service in services:
+        if _squash(service) == _squash(base):
+            return service
+    return base
+
+
+def _squash(name: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", name.lower())
+
+
+# Correlation
+
+
+def strings_in(value: Any) -> Iterator[str]:
+    """Every string in a JSON value, also inside strings that are JSON themselves (an API
+    answer's body)."""
+    if isinstance(value, dict):
+        for inner in value.values():
+            yield from strings_in(inner)
+    elif isinstance(value, list):
+        for inner in value:
+            yield from strings_in(inner)
+    elif isinstance(value, str):
+        yield value
+        if value[:1] in ("{", "["):
+            try:
+                yield from strings_in(json.loads(value))
+            except ValueError:
+                yield from _TOKEN.findall(value)  # cut short: its words still count
+
+
+class HistoryIndex:
+    """The history records by the values they carry, kept up to date record by record, so
+    finding an item's records costs the same however long the history grows."""
+
+    def __init__(self) -> None:
+        self.last_id = 0
+        self._by_value: dict[str, list[Record]] = defaultdict(list)
+        self._by_event: dict[str, list[Record]] = defaultdict(list)
+
+    def add(self, records: Iterable[Record]) -> None:
+        for record in records:
+            _, _, kind, body = record
+            self.last_id = max(self.last_id, record[0])
+            if kind == "event":
+                event = body.get("event", {})
+                self._by_event[event.get("id", "")].append(record)
+                values = set(strings_in(event.get("detail")))
+            elif body.get("event_id"):
+                self._by_event[body["event_id"]].append(record)
+                values = set()
+            elif kind == "invocation" and "response" in body:
+                values = set(strings_in(body["response"]))
+            else:
+                values = set()
+            for value in values:
+                self._by_value[value].append(record)
+
+    def records_of(self, key: str) -> list[Record]:
+        """The records of the item whose key value is `key`, in history order."""
+        found: dict[int, Record] = {}
+        for record in self._by_value.get(key, []):
+            found[record[0]] = record
+            if record[2] == "event":
+                for follower in self._by_event[record[3]["event"]["id"]]:
+                    found[follower[0]] = follower
+        return [found[i] for i in sorted(found)]
+
+
+def values_in_message(body: str) -> set[str]:
+    """The values a queue message carries, to find the items it belongs to."""
+    try:
+        return set(strings_in(json.loads(body)))
+    except ValueError:
+        return set(_TOKEN.findall(body))
+
+
+# Logs
+
+
+def attribute_logs(lines: Iterable[str]) -> list[tuple[tuple[tuple[str, int], ...], str]]:
+    """Each line of one function's log with the runs it may belong to, a run being (request
+    id, index: retries reuse the request id).
+
+    Lambda's `START` ... `REPORT` lines bracket a run; concurrent workers of one function
+    share the log, so a line written while several runs are open may be any of theirs.
+    """
+    open_runs: dict[str, int] = {}
+    runs: dict[str, int] = defaultdict(int)
+    attributed = []
+    for line in lines:
+        marker = _REQUEST_LINE.match(line)
+        if marker:
+            what, request_id = marker.groups()
+            if what == "START":
+                open_runs[request_id] = runs[request_id]
+                runs[request_id] += 1
+            run = open_runs.get(request_id, max(runs[request_id] - 1, 0))
+            attributed.append((((request_id, run),), line))
+            if what == "REPORT":
+                open_runs.pop(request_id, None)
+        else:
+            attributed.append((tuple(open_runs.items()), line))
+    return attributed
+
+
+# Failure reasons
+
+
+def failure_reason(attributes: Mapping[str, str], body: Any) -> str:
+    """Why a message is in a failure queue: EventBridge says so in the message attributes,
+    Lambda in the invocation record it sends."""
+    if "ERROR_CODE" in attributes:
+        return f"{attributes['ERROR_CODE']}: {attributes.get('ERROR_MESSAGE', '')}"
+    if not isinstance(body, dict):
+        return "unknown"
+    response = body.get("responsePayload") or {}
+    condition = body.get("requestContext", {}).get("condition", "")
+    return f"{condition}: {response.get('errorType', '')}: {response.get('errorMessage', '')}"
+
+
+# The journey
+
+
+def function_name(arn: str) -> str:
+    """A Lambda ARN's function name; any other ARN as it is."""
+    parts = arn.split(":")
+    return parts[6] if arn.startswith("arn:aws:lambda:") and len(parts) > 6 else arn
+
+
+def build_journey(
+    item: Mapping[str, Any],
+    key_name: str,
+    table: str,
+    records: Iterable[Record] = (),
+    logs: Mapping[str, list[str]] | None = None,
+    rule_targets: Mapping[tuple[str, str], int] | None = None,
+    labels: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """The journey of `item` from its history `records` (those `HistoryIndex.records_of`
+    gives) and its functions' `logs` (service -> lines).
+
+    `rule_targets` ((bus, rule) -> number of targets) tells how many deliveries each event
+    is owed, so an item whose deliveries have not all started is still "in progress";
+    `labels` (function name -> service) names the lane of a delivery before its target ran.
+    Without records (a deployed stack read from its table) the journey is the steps alone.
+    """
+    key = str(item.get(key_name, ""))
+    records = sorted(records, key=lambda r: r[0])
+    labels = dict(labels or {})
+    for _, _, kind, body in records:
+        if kind == "invocation":
+            labels.setdefault(body["function"], body["service"])
+    events = {body["event"]["id"]: body for _, _, kind, body in records if kind == "event"}
+
+    entries = _invocations(key, records, events, logs or {})
+    entries += _events(records, entries)
+    entries += _deliveries(records, events, labels)
+    entries += _dead_letters(records, events, labels)
+    services = [e["lane"] for e in entries]
+    entries += [
+        {"kind": "stamp", "lane": step_lane(name, services), "at": at, "attribute": name,
+         "value": item[name], "text": f"stamped {name} = {item[name]}"}
+        for name, at in steps_of(item).items()
+    ]
+    entries.sort(key=lambda e: (e["at"], _KIND_ORDER[e["kind"]]))
+
+    origin = entries[0]["at"] if entries else None
+    end = max((e.get("end", e["at"]) for e in entries), default=None)
+    for entry in entries:
+        entry["offset_ms"] = _ms(entry["at"] - origin)  # type: ignore[operator]
+        if "end" in entry:
+            entry["end_offset_ms"] = _ms(entry.pop("end") - origin)  # type: ignore[operator]
+        entry.pop("recorded", None)
+    lanes: dict[str, float] = {}
+    for entry in entries:
+        lanes.setdefault(entry["lane"], entry["offset_ms"])
+    return {
+        "table": table,
+        "key_name": key_name,
+        "key": key,
+        "item": dict(item),
+        "origin": origin,
+        "origin_time": _iso(origin) if origin is not None else None,
+        "duration_ms": _ms(end - origin) if origin is not None else None,  # type: ignore[operator]
+        "status": _status(records, rule_targets),
+        "lanes": [{"name": name, "first_offset_ms": at} for name, at in lanes.items()],
+        "steps": [
+            {"attribute": e["attribute"], "lane": e["lane"], "offset_ms": e["offset_ms"],
+             "value": e["value"]}
+            for e in entries if e["kind"] == "stamp"
+        ],
+        "entries": entries,
+        "other_logs": _other_logs(key, entries, logs or {}),
+    }
+
+
+def _invocations(key: str, records: list[Record], events: Mapping[str, dict],
+                 logs: Mapping[str, list[str]]) -> list[dict[str, Any]]:
+    ours = {r[3]["request_id"] for r in records if r[2] == "invocation"}
+    runs_by_service = {service: _runs(lines, ours, key) for service, lines in logs.items()}
+    run_count: dict[str, int] = defaultdict(int)
+    entries = []
+    for _, recorded, _, body in sorted((r for r in records if r[2] == "invocation"),
+                                       key=lambda r: r[3]["started"]):
+        request_id = body["request_id"]
+        lines = []
+        if body.get("error_type") != INJECTED_FAULT:  # one the worker never saw: no log
+            run = run_count[request_id]
+            run_count[request_id] += 1
+            lines = runs_by_service.get(body["service"], {}).get((request_id, run), [])
+        init_ms = body.get("init_duration_ms") or 0.0
+        end = body["started"] + (init_ms + body["duration_ms"]) / 1000
+        entry = {
+            "kind": "invocation", "lane": body["service"], "at": body["started"], "end": end,
+            "recorded": recorded,
+            "function": body["function"], "request_id": request_id, "ok": body["ok"],
+            "trigger": "api" if body.get("trigger") == "api" else "event",
+            "attempt": body.get("attempt"), "retry": (body.get("attempt") or 1) > 1,
+            "event_id": body.get("event_id"), "rule": body.get("rule"),
+            "duration_ms": body["duration_ms"], "init_duration_ms": body.get("init_duration_ms"),
+            "max_memory_mb": body.get("max_memory_mb"), "memory_mb": body.get("memory_mb"),
+            "error": (f"{body.get('error_type')}: {body.get('error_message')}"
+                      if not body["ok"] else None),
+            "logs": lines,
+            "report": next((line for line in lines if line.startswith("REPORT ")), None),
+        }
+        entry["text"] = _invocation_text(entry, events)
+        entries.append(entry)
+    return entries
+
+
+def _runs(lines: list[str], ours: set[str], key: str) -> dict[tuple[str, int], list[str]]:
+    """Log lines by run. A line written while several runs were open goes to the one of ours
+    among them when it names the item's key."""
+    runs: dict[tuple[str, int], list[str]] = defaultdict(list)
+    for candidates, line in attribute_logs(lines):
+        if len(candidates) > 1:
+            mine = [run for run in candidates if run[0] in ours]
+            candidates = tuple(mine) if len(mine) == 1 and key and key in line else ()
+        if len(candidates) == 1:
+            runs[candidates[0]].append(line)
+    return runs
+
+
+def _invocation_text(entry: dict[str, Any], events: Mapping[str, dict]) -> str:
+    if entry["trigger"] == "api":
+        cause = "invoked by the API"
+    else:
+        detail_type = events.get(entry["event_id"], {}).get("event", {}).get("detail-type", "?")
+        cause = f"invoked for {detail_type} by rule {entry['rule']}"
+        if entry["attempt"]:
+            cause += f", attempt {entry['attempt']}"
+            if entry["retry"]:
+                cause += " (retry)"
+    outcome = "ok" if entry["ok"] else "failed"
+    figures = f"{entry['duration_ms']:g} ms"
+    if entry["init_duration_ms"]:
+        figures += f", cold start {entry['init_duration_ms']:.1f} ms"
+    if entry["max_memory_mb"] is not None and entry["memory_mb"]:
+        figures += f", {entry['max_memory_mb']} of {entry['memory_mb']} MB"
+    text = f"{cause}: {outcome} ({figures})"
+    return text + f": {entry['error']}" if entry["error"] else text
+
+
+def _events(records: list[Record], invocations: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    entries = []
+    for _, at, kind, body in records:
+        if kind != "event":
+            continue
+        event = body["event"]
+        publisher = _publisher(at, event.get("source", ""), invocations)
+        rules = body.get("rules", [])
+        matched = (f"rule {', '.join(rules)} matched" if len(rules) == 1
+                   else f"rules {', '.join(rules)} matched" if rules else "matched no rule")
+        entries.append({
+            "kind": "event", "at": at,
+            "lane": publisher["lane"] if publisher else event.get("source", "?"),
+            "publisher": publisher["request_id"] if publisher else None,
+            "event_id": event["id"], "detail_type": event.get("detail-type"),
+            "source": event.get("source"), "bus": body.get("bus"), "rules": rules,
+            "text": f"published {event.get('detail-type')} (source {event.get('source')}) "
+                    f"on bus {body.get('bus')}: {matched}",
+        })
+    return entries
+
+
+def _publisher(at: float, source: str,
+               invocations: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The invocation that put the event: one whose handler was running then, preferably of
+    the service the event's source names (`fulfilment_service`: FulfilmentService), else the
+    latest started.
+
+    Running: from its start after the cold start to when its end was recorded. The figures
+    Lambda reports (init, duration) leave out the moments the sandbox takes to start a
+    worker, so the reported end can come before the publish; the record cannot.
+    """
+    running = [i for i in invocations
+               if i["at"] + (i["init_duration_ms"] or 0) / 1000 - _PUBLISH_SLACK_S
+               <= at <= max(i["end"], i["recorded"]) + _PUBLISH_SLACK_S]
+    named = [i for i in running if _squash(i["lane"]) == _squash(source)]
+    return max(named or running, key=lambda i: i["at"], default=None)
+
+
+def _deliveries(records: list[Record], events: Mapping[str, dict],
+                labels: Mapping[str, str]) -> list[dict[str, Any]]:
+    entries = []
+    for _, at, kind, body in records:
+        if kind != "delivery":
+            continue
+        target = function_name(body["target"])
+        detail_type = events.get(body["event_id"], {}).get("event", {}).get("detail-type", "?")
+        lane = labels.get(target, target)
+        if body["ok"]:
+            text = f"EventBridge delivered {detail_type} (rule {body['rule']})"
+        else:
+            text = (f"EventBridge could not deliver {detail_type} (rule {body['rule']}), "
+                    f"attempt {body['attempt']}: {body.get('error_code')}: "
+                    f"{body.get('error_message')}")
+        entries.append({
+            "kind": "delivery", "lane": lane, "at": at, "event_id": body["event_id"],
+            "rule": body["rule"], "target": body["target"], "attempt": body["attempt"],
+            "ok": body["ok"], "retry": body["attempt"] > 1,
+            "error": None if body["ok"] else f"{body.get('error_code')}: "
+                                              f"{body.get('error_message')}",
+            "text": text,
+        })
+    return entries
+
+
+def _dead_letters(records: list[Record], events: Mapping[str, dict],
+                  labels: Mapping[str, str]) -> list[dict[str, Any]]:
+    entries = []
+    for _, at, kind, body in records:
+        if kind != "dead-letter":
+            continue
+        if body.get("source") == "lambda":
+            lane = body.get("function") or "?"
+            reason = failure_reason({}, body.get("record"))
+        else:
+            target = function_name(body.get("attributes", {}).get("TARGET_ARN", "?"))
+            lane = labels.get(target, target)
+            reason = failure_reason(body.get("attributes", {}), None)
+        queue = (body.get("queue") or "").split(":")[-1] or None
+        where = f"failure queue {queue}" if queue else "no failure queue: dropped"
+        entries.append({
+            "kind": "dead-letter", "lane": lane, "at": at, "queue": queue,
+            "source": body.get("source"), "event_id": body.get("event_id"), "reason": reason,
+            "text": f"sent to {where}: {reason}",
+        })
+    return entries
+
+
+def _other_logs(key: str, entries: list[dict[str, Any]],
+                logs: Mapping[str, list[str]]) -> list[dict[str, str]]:
+    """Log lines naming the item that none of its invocations claims."""
+    shown = {line for e in entries for line in e.get("logs", ())}
+    return [{"lane": service, "line": line}
+            for service, lines in logs.items() for line in lines
+            if key and key in line and line not in shown]
+
+
+def _status(records: list[Record],
+            rule_targets: Mapping[tuple[str, str], int] | None) -> str | None:
+    """"complete", "in progress" (some delivery or invocation it is owed has not ended) or
+    "failed" (something of it ended in a failure queue, or its API call failed); None with
+    no history to tell."""
+    if not records:
+        return None
+    owed: dict[str, int] = {}  # event id -> deliveries it is owed
+    started: set[tuple[str, str, str]] = set()  # (event id, rule, target): legs under way
+    ended: set[tuple[str, str, str]] = set()
+    failed = False
+    for _, _, kind, body in records:
+        if kind == "event":
+            event_id = body["event"]["id"]
+            if rule_targets is not None:
+                owed[event_id] = sum(rule_targets.get((body.get("bus", ""), rule), 0)
+                                     for rule in body.get("rules", []))
+        elif kind == "delivery":
+            leg = (body["event_id"], body["rule"], function_name(body["target"]))
+            started.add(leg)
+            if body["ok"] and not body["target"].startswith("arn:aws:lambda:"):
+                ended.add(leg)
+        elif kind == "invocation":
+            if body.get("trigger") == "api":
+                failed |= not body["ok"]
+            elif body["ok"] and body.get("event_id"):
+                ended.add((body["event_id"], body.get("rule", ""), body["function"]))
+        elif kind == "dead-letter":
+            failed = True
+            if body.get("source") == "lambda":
+                arn = body.get("record", {}).get("requestContext", {}).get("functionArn", "")
+                ended.add((body.get("event_id", ""), body.get("rule", ""), function_name(arn)))
+            else:
+                attributes = body.get("attributes", {})
+                rule = attributes.get("RULE_ARN", "").split("/")[-1]
+                ended.add((body.get("event_id", ""), rule,
+                           function_name(attributes.get("TARGET_ARN", ""))))
+    if failed:
+        return "failed"
+    legs_started: dict[str, int] = defaultdict(int)
+    for event_id, _, _ in started:
+        legs_started[event_id] += 1
+    under_way = started - ended
+    not_begun = any(legs_started[event_id] < n for event_id, n in owed.items())
+    return "in progress" if under_way or not_begun else "complete"
+
+
+# Lists of items
+
+
+def summary(journey: Mapping[str, Any]) -> dict[str, Any]:
+    """What a list of items shows of one: its steps' offsets, status and duration."""
+    return {
+        "table": journey["table"],
+        "key_name": journey["key_name"],
+        "key": journey["key"],
+        "origin": journey["origin"],
+        "origin_time": journey["origin_time"],
+        "steps": {s["attribute"]: s["offset_ms"] for s in journey["steps"]},
+        "status": journey["status"],
+        "duration_ms": journey["duration_ms"],
+    }
+
+
+def step_names(summaries: Iterable[Mapping[str, Any]]) -> list[str]:
+    """Every step any item has, earliest on average first: the columns of a list."""
+    offsets: dict[str, list[float]] = defaultdict(list)
+    for item in summaries:
+        for name, offset in item["steps"].items():
+            offsets[name].append(offset)
+    return sorted(offsets, key=lambda name: (sum(offsets[name]) / len(offsets[name]), name))
+
+
+def newest_first(summaries: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    return sorted(summaries, key=lambda s: s["origin"] or 0.0, reverse=True)
+
+
+# Text
+
+
+def duration_text(ms: float | None) -> str:
+    if ms is None:
+        return "-"
+    if ms < 1000:
+        return f"{ms:.0f} ms"
+    if ms < 60_000:
+        return f"{ms / 1000:.2f} s"
+    minutes, seconds = divmod(ms / 1000, 60)
+    return f"{minutes:.0f} min {seconds:.0f} s"
+
+
+def text_timeline(journey: Mapping[str, Any], with_logs: bool = False) -> str:
+    """The journey as `trace` prints it: the services in the order they first acted, then
+    every entry at its offset (failures marked `!`), with each invocation's log lines if
+    asked."""
+    status = journey["status"] or f"{len(journey['steps'])} steps"
+    lines = [
+        f"{journey['key_name']} {journey['key']} in table {journey['table']}",
+        f"started {journey['origin_time'] or '-'}, {status}, "
+        f"took {duration_text(journey['duration_ms'])}",
+        "",
+        "services, in the order they first acted:",
+    ]
+    width = max((len(lane["name"]) for lane in journey["lanes"]), default=0)
+    for lane in journey["lanes"]:
+        offset = "+" + duration_text(lane["first_offset_ms"])
+        lines.append(f"  {lane['name']:<{width}}  {offset:>9}")
+    lines += ["", "timeline:"]
+    for entry in journey["entries"]:
+        mark = "!" if entry.get("ok") is False or entry["kind"] == "dead-letter" else " "
+        offset = "+" + duration_text(entry["offset_ms"])
+        lines.append(f"{mark} {offset:>9}  {entry['lane']:<{width}}  {entry['text']}")
+        if with_logs:
+            lines += [f"  {'':>9}  {'':<{width}}    | {line}" for line in entry.get("logs", ())]
+    if journey["other_logs"]:
+        lines += ["", "other log lines naming it:"]
+        lines += [f"  [{log['lane']}] {log['line']}" for log in journey["other_logs"]]
+    return "\n".join(lines)
+
+
+def text_list(summaries: list[Mapping[str, Any]]) -> str:
+    """Items as `orders` prints them, newest first."""
+    if not summaries:
+        return "no items"
+    names = step_names(summaries)
+    width = max(len(str(s["key"])) for s in summaries)
+    key_name = " / ".join(sorted({str(s["key_name"]) for s in summaries}))
+    width = max(width, len(key_name))
+    lines = [f"{key_name:<{width}}  {'started':<24}  {'steps':>5}  {'status':<11}  took"]
+    for item in summaries:
+        steps = f"{len(item['steps'])}/{len(names)}"
+        lines.append(f"{item['key']!s:<{width}}  {item['origin_time'] or '-':<24}  {steps:>5}  "
+                     f"{item['status'] or '-':<11}  {duration_text(item['duration_ms'])}")
+    return "\n".join(lines)
+
+
+def _ms(seconds: float) -> float:
+    return round(seconds * 1000, 1)
+
+
+def _iso(epoch: float) -> str:
+    moment = datetime.fromtimestamp(epoch, UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
