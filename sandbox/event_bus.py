@@ -106,7 +106,7 @@ def bus_arn(region: str, name: str) -> str:
 def read_rules(stack: Stack) -> list[Rule]:
     rules = []
     for resource in stack.of_type(RULE):
-        props = stack.resolve(resource.properties)
+        props = stack.resolve(resource.properties, f"Resources.{resource.logical_id}.Properties")
         if "EventPattern" not in props:
             continue  # a scheduled rule: the sandbox has no scheduler
         pattern = props["EventPattern"]

@@ -20,6 +20,10 @@ log = logging.getLogger(__name__)
 UNEXPECTED_ERROR_DELAY_S = 1.0
 
 
+class Abandoned(Exception):
+    """The sandbox is stopping: the job stays as it is, to run again at the next start."""
+
+
 class JobRunner:
     def __init__(
         self, state: State, handlers: dict[str, Callable[[Job], None]], max_in_flight: int = 64
@@ -74,6 +78,8 @@ class JobRunner:
     def _run(self, job: Job) -> None:
         try:
             self.handlers[job.kind](job)
+        except Abandoned:
+            pass
         except Exception:
             log.exception("job %s (%s for %s) failed unexpectedly", job.id, job.kind, job.target)
             self.state.retry(job, time.time() + UNEXPECTED_ERROR_DELAY_S)

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sandbox.assembly import Stack
+from sandbox.jobs import Abandoned
 from sandbox.lambda_runtime_api import FunctionConfig, FunctionWorkers, Invocation
 from sandbox.settings import Settings
 from sandbox.sqs import Queues
@@ -51,7 +52,7 @@ def function_configs(stack: Stack) -> tuple[list[FunctionConfig], list[str]]:
     """The functions the sandbox can run (Python runtimes), and the names of those it cannot."""
     runnable, skipped = [], []
     for resource in stack.of_type(FUNCTION):
-        props = stack.resolve(resource.properties)
+        props = stack.resolve(resource.properties, f"Resources.{resource.logical_id}.Properties")
         name = stack.ref(resource.logical_id)
         runtime = props.get("Runtime", "")
         if not runtime.startswith("python"):
@@ -110,10 +111,12 @@ class LambdaService:
                     self.configs[by_name[name].arn] = by_name[name]
                     self.labels[name] = display_name(stack, resource.logical_id)
             for resource in stack.of_type(EVENT_INVOKE_CONFIG):
-                props = stack.resolve(resource.properties)
+                props = stack.resolve(resource.properties,
+                                      f"Resources.{resource.logical_id}.Properties")
                 self.async_configs[self._name(props["FunctionName"])] = AsyncConfig(props)
         self._workers: dict[str, FunctionWorkers] = {}
         self._lock = threading.Lock()
+        self._closing = False
 
     @staticmethod
     def _name(name_or_arn: str) -> str:
@@ -134,6 +137,8 @@ class LambdaService:
 
     def workers(self, config: FunctionConfig) -> FunctionWorkers:
         with self._lock:
+            if self._closing:
+                raise Abandoned(f"{config.name}: the sandbox is stopping")
             if config.arn not in self._workers:
                 self._workers[config.arn] = FunctionWorkers(config, self.on_log, self.base_env)
             return self._workers[config.arn]
@@ -145,6 +150,7 @@ class LambdaService:
 
     def close(self) -> None:
         with self._lock:
+            self._closing = True
             workers = list(self._workers.values())
         for w in workers:
             w.close()
@@ -161,6 +167,9 @@ class LambdaService:
             invocation = injected_fault(config, request_id)
         else:
             invocation = self.workers(config).invoke(payload, request_id)
+        if self._closing:
+            # Killed by the sandbox stopping, not failed: not a try that counts.
+            raise Abandoned(f"{config.name}: the sandbox stopped during {request_id}")
         self.state.record("invocation", invocation_record(invocation, self.label(config.name),
                                                           context))
         return invocation
@@ -235,6 +244,7 @@ def invocation_record(invocation: Invocation, label: str, context: dict[str, Any
         "service": label,
         "ok": invocation.ok,
         "started": invocation.started,
+        "delivered": invocation.delivered,
         "duration_ms": round(invocation.duration_ms, 2),
         "init_duration_ms": invocation.init_duration_ms,
         "max_memory_mb": invocation.max_memory_mb,

@@ -16,6 +16,10 @@ MAX_ENTRIES = 10
 # to build: serverless services now support payloads up to 1 MB"); measured: 1,048,576 bytes are
 # accepted, one more is refused.
 MAX_REQUEST_BYTES = 1024 * 1024
+# AWS processes a Detail nested up to 1,100 levels deep. The sandbox refuses one nested deeper than
+# this, as malformed: past it, Python's recursion limit stops writing the event down or
+# delivering it, and an event accepted must never be one the sandbox cannot keep.
+MAX_DETAIL_DEPTH = 500
 _STRING_FIELDS = ("Source", "DetailType", "Detail", "EventBusName", "TraceHeader")
 
 
@@ -33,11 +37,14 @@ def _entry_time(value: Any) -> datetime | None:
     if value is None:
         return None
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return datetime.fromtimestamp(value, UTC)
+        try:
+            return datetime.fromtimestamp(value, UTC)
+        except (ValueError, OverflowError, OSError):  # NaN, infinity, beyond year 1..9999
+            return None
     if isinstance(value, str):
         try:
             return datetime.fromtimestamp(float(value), UTC)
-        except ValueError:
+        except (ValueError, OverflowError, OSError):
             pass
         try:
             parsed = datetime.fromisoformat(value)
@@ -130,9 +137,11 @@ def check_request(body: dict) -> list[dict]:
 def entry_size(entry: dict) -> int:
     """AWS's documented size of an entry ("Calculating PutEvents event entry size")."""
     size = 14 if entry.get("Time") is not None else 0
+    # surrogatepass: JSON may carry a lone surrogate (\\ud800), which strict UTF-8 refuses.
     for field in ("Source", "DetailType", "Detail"):
-        size += len((entry.get(field) or "").encode())
-    size += sum(len(resource.encode()) for resource in entry.get("Resources") or [] if resource)
+        size += len((entry.get(field) or "").encode(errors="surrogatepass"))
+    size += sum(len(resource.encode(errors="surrogatepass"))
+                for resource in entry.get("Resources") or [] if resource)
     return size
 
 
@@ -152,11 +161,24 @@ def check_entry(entry: dict) -> tuple[str, str] | None:
         return "NotAuthorizedForSourceException", "Not authorized for the source."
     try:
         detail = json.loads(entry["Detail"], parse_constant=_reject_constant)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than Python parses
         detail = None
-    if not isinstance(detail, dict):
+    if not isinstance(detail, dict) or _depth(detail) > MAX_DETAIL_DEPTH:
         return "MalformedDetail", "Detail is malformed."
     return None
+
+
+def _depth(value: Any) -> int:
+    """How deeply objects and arrays nest in `value`, counted without recursion."""
+    deepest, todo = 0, [(value, 1)]
+    while todo:
+        value, depth = todo.pop()
+        if isinstance(value, dict):
+            value = list(value.values())
+        if isinstance(value, list):
+            deepest = max(deepest, depth)
+            todo += [(item, depth + 1) for item in value]
+    return deepest
 
 
 def envelope(entry: dict, account: str, region: str, now: datetime, event_id: str) -> dict:

@@ -122,14 +122,14 @@ class Sandbox:
         self.state = State(self.state_dir / "sandbox.db")
         self._stops.append(self.state.close)
 
+        # Everything is read and wired first, processes started last: a template the sandbox
+        # cannot run, or a port in use, fails before Java starts.
         self.dynamodb = DynamoDBLocal(PROJECT_DIR, self.state_dir / "dynamodb")
-        self._stops.append(self.dynamodb.stop)
-        self.dynamodb.start()
         tables = [
-            table_request(s.resolve(t.properties), s.ref(t.logical_id))
+            table_request(s.resolve(t.properties, f"Resources.{t.logical_id}.Properties"),
+                          s.ref(t.logical_id))
             for s in stacks for t in s.of_type("AWS::DynamoDB::Table")
         ]
-        ensure_tables(self.dynamodb.endpoint_url, tables)
 
         region = stacks[0].region
         base_env = {
@@ -159,8 +159,12 @@ class Sandbox:
         self.endpoint = Endpoint(self.port, self.bus, self.lambda_, self.apis,
                                  self.dynamodb.endpoint_url, self.settings, self.extra_routes)
         self.port = self.endpoint.port
-        self.endpoint.start()
         self._stops.append(self.endpoint.stop)
+
+        self._stops.append(self.dynamodb.stop)
+        self.dynamodb.start()
+        ensure_tables(self.dynamodb.endpoint_url, tables)
+        self.endpoint.start()
         self.runner.start()
         self._stops.append(self.runner.stop)
         self.print_summary(tables)
