@@ -72,6 +72,12 @@ def synthesized_app(cdk_app: ModuleType,
     return SynthesizedApp(stack=stack, template=template, assembly_dir=assembly_dir)
 
 
+@pytest.fixture(scope="session")
+def assembly(synthesized_app: SynthesizedApp) -> Path:
+    """The synthesized cloud assembly (`cdk.out`) that the sandbox tests run."""
+    return synthesized_app.assembly_dir
+
+
 @pytest.fixture
 def mocked_aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """moto's in-process AWS in us-east-1, with fake credentials and no endpoint or profile

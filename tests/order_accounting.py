@@ -18,8 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sandbox_process import SandboxProcess
-from test_sandbox import STAMPS, failure_messages
+from sandbox_process import STAMPS, SandboxProcess, failure_messages
 
 
 def order_id_in(message: dict[str, Any]) -> str | None:

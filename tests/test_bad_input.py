@@ -26,8 +26,17 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from order_accounting import history, pending_jobs, stamped_items
-from sandbox_process import ROOT, SandboxProcess, alive, wait_for
-from test_sandbox import EDGE_ASSEMBLY, FAST_RETRIES, failure_messages, get, order_bus
+from sandbox_process import (
+    EDGE_ASSEMBLY,
+    FAST_RETRIES,
+    ROOT,
+    SandboxProcess,
+    alive,
+    failure_messages,
+    get,
+    order_bus,
+    wait_for,
+)
 
 from sandbox.put_events import MAX_REQUEST_BYTES
 
@@ -37,11 +46,6 @@ AWS_JSON = "application/x-amz-json-1.1"
 PUT_EVENTS = "AWSEvents.PutEvents"
 CONSUMER_STAMPS = ("time_invoice_service", "time_fulfilment_service",
                    "time_forecasting_service", "time_logistic_service")
-
-
-@pytest.fixture(scope="module")
-def assembly(synthesized_app: Any) -> Path:
-    return synthesized_app.assembly_dir
 
 
 @pytest.fixture(scope="module")

@@ -90,11 +90,6 @@ def test_a_failure_message_names_its_reason_event_and_order() -> None:
 
 
 @pytest.fixture(scope="module")
-def assembly(synthesized_app: Any) -> Path:
-    return synthesized_app.assembly_dir
-
-
-@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     if CHROMIUM is None:
         pytest.skip("install Chromium: apt-get install chromium")

@@ -26,17 +26,20 @@ from order_accounting import (
     settle,
     stamped_items,
 )
-from sandbox_process import SandboxProcess, alive, descendants, wait_for
-from test_sandbox import FAST_RETRIES, create_order, failure_messages, workers
+from sandbox_process import (
+    FAST_RETRIES,
+    SandboxProcess,
+    alive,
+    create_order,
+    descendants,
+    failure_messages,
+    wait_for,
+    workers,
+)
 
 pytestmark = pytest.mark.slow
 
 CONSUMER_LABELS = ("InvoiceService", "FulfilmentService", "ForecastingService", "LogisticService")
-
-
-@pytest.fixture(scope="module")
-def assembly(synthesized_app: Any) -> Path:
-    return synthesized_app.assembly_dir
 
 
 @pytest.fixture(scope="module")

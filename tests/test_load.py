@@ -9,8 +9,7 @@ from typing import Any
 
 import pytest
 from order_accounting import send_orders, settle
-from sandbox_process import SandboxProcess
-from test_sandbox import FAST_RETRIES
+from sandbox_process import FAST_RETRIES, SandboxProcess
 
 pytestmark = pytest.mark.slow
 

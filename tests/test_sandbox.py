@@ -20,84 +20,23 @@ from typing import Any
 
 import pytest
 from eventbridge_corpus import AWS_ERRORS, CASES, load
-from sandbox_process import ROOT, SandboxProcess, alive, descendants, wait_for
+from sandbox_process import (
+    EDGE_ASSEMBLY,
+    FAST_RETRIES,
+    ROOT,
+    Orders,
+    SandboxProcess,
+    alive,
+    create_order,
+    descendants,
+    failure_messages,
+    get,
+    order_bus,
+    wait_for,
+    workers,
+)
 
 pytestmark = pytest.mark.slow
-
-STAMPS = ("time_order_service", "time_invoice_service", "time_fulfilment_service",
-          "time_forecasting_service", "time_logistic_service")
-EDGE_ASSEMBLY = ROOT / "tests" / "fixtures" / "api-assembly"
-FAST_RETRIES = ("--retry-scale", "0.001")
-
-
-def get(url: str) -> tuple[int, dict[str, str], bytes]:
-    request = urllib.request.Request(url)
-    try:
-        with urllib.request.urlopen(request, timeout=60) as answer:
-            return answer.status, dict(answer.headers), answer.read()
-    except urllib.error.HTTPError as error:
-        return error.code, dict(error.headers), error.read()
-
-
-def create_order(sandbox: SandboxProcess) -> str:
-    status, _, body = get(f"{sandbox.url}/prod/order")
-    assert status == 200, body
-    answer = json.loads(body)
-    assert answer["status"] == "order_created"
-    return answer["ID"]
-
-
-class Orders:
-    """The order table, read back through the sandbox's endpoint."""
-
-    def __init__(self, sandbox: SandboxProcess) -> None:
-        self.dynamodb = sandbox.client("dynamodb")
-        (self.table,) = self.dynamodb.list_tables()["TableNames"]
-
-    def item(self, order_id: str) -> dict[str, str]:
-        item = self.dynamodb.get_item(TableName=self.table, Key={"ID": {"S": order_id}},
-                                      ConsistentRead=True).get("Item", {})
-        return {key: value["S"] for key, value in item.items()}
-
-    def complete(self, order_id: str) -> dict[str, str] | None:
-        item = self.item(order_id)
-        return item if all(stamp in item for stamp in STAMPS) else None
-
-    def wait_complete(self, order_ids: list[str], timeout_s: float = 60) -> None:
-        for order_id in order_ids:
-            wait_for(lambda order_id=order_id: self.complete(order_id), timeout_s,
-                     f"order {order_id} to reach five stamps")
-
-
-def failure_messages(state: Path) -> list[dict[str, Any]]:
-    out = subprocess.run([sys.executable, "-m", "sandbox", "dlq", "--json", "--state", str(state)],
-                         cwd=ROOT, capture_output=True, text=True, check=True).stdout
-    return [json.loads(line) for line in out.splitlines()]
-
-
-def order_bus(sandbox: SandboxProcess) -> str:
-    buses = sandbox.client("events").list_event_buses()["EventBuses"]
-    (bus,) = [b["Name"] for b in buses if b["Name"] != "default"]
-    return bus
-
-
-def workers(sandbox: SandboxProcess) -> list[int]:
-    assert sandbox.process is not None
-    found = []
-    for pid in descendants(sandbox.process.pid):
-        try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        except OSError:
-            continue
-        if b"awslambdaric" in cmdline:
-            found.append(pid)
-    return found
-
-
-@pytest.fixture(scope="module")
-def assembly(synthesized_app: Any) -> Path:
-    return synthesized_app.assembly_dir
-
 
 @pytest.fixture(scope="module")
 def sandbox(assembly: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxProcess]:

@@ -14,8 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sandbox_process import SandboxProcess, descendants
-from test_sandbox import Orders, create_order
+from sandbox_process import Orders, SandboxProcess, create_order, descendants
 
 pytestmark = pytest.mark.slow
 

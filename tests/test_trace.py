@@ -159,11 +159,6 @@ def test_trace_says_when_no_sandbox_is_running(capsys: pytest.CaptureFixture[str
 
 
 @pytest.fixture(scope="module")
-def assembly(synthesized_app: Any) -> Path:
-    return synthesized_app.assembly_dir
-
-
-@pytest.fixture(scope="module")
 def sandbox(assembly: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxProcess]:
     with SandboxProcess(assembly, tmp_path_factory.mktemp("state"),
                         extra_args=("--retry-scale", "0.001")) as running:
