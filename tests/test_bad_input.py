@@ -275,6 +275,8 @@ def request(url: str, method: str) -> tuple[int, dict[str, str], bytes]:
 
 
 def test_unknown_methods_and_paths_answer_403_and_run_nothing(sandbox: SandboxProcess) -> None:
+    # Earlier tests' events may still be running: count once they are done.
+    wait_for(lambda: pending_jobs(sandbox.state) == 0, 60, "the earlier tests' work to finish")
     invocations = len(history(sandbox.state, "invocation"))
     for method, path in [("PUT", "/prod/order"), ("DELETE", "/prod/order"),
                          ("PATCH", "/prod/order"), ("OPTIONS", "/prod/order"),
