@@ -5,6 +5,9 @@ PY := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export CDK_DISABLE_VERSION_CHECK := 1
 export CDK_DISABLE_CLI_TELEMETRY := true
+# Node 20 still runs the CDK but is past its end of life; the README says so once, instead of a
+# banner on every synth.
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 # Extra arguments for the CDK CLI or the sandbox, e.g. make deploy ARGS="--profile dev"
 ARGS ?=
 CDK := cd cdk && npx --no-install cdk
