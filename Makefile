@@ -12,7 +12,7 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 ARGS ?=
 CDK := cd cdk && npx --no-install cdk
 
-.PHONY: setup test lint run synth bootstrap deploy diff destroy constraints clean
+.PHONY: setup test lint run bench synth bootstrap deploy diff destroy constraints clean
 
 setup: $(VENV)/.installed node_modules/.installed
 
@@ -38,6 +38,11 @@ synth: setup
 run: setup
 	$(CDK) synth --quiet
 	$(PY) -m sandbox up $(ARGS)
+
+# Latency, throughput and memory of the app in the sandbox, against a floor measured in the same
+# run; a table on stdout, JSON and SVG under bench/results/. Options: ARGS="--help".
+bench: synth
+	$(PY) -m bench $(ARGS)
 
 bootstrap: setup
 	$(CDK) bootstrap $(ARGS)
