@@ -11,7 +11,6 @@ from __future__ import annotations
 import http.client
 import json
 import shutil
-import socket
 import subprocess
 import sys
 import urllib.error
@@ -33,6 +32,7 @@ from sandbox_process import (
     SandboxProcess,
     alive,
     failure_messages,
+    free_port,
     get,
     order_bus,
     wait_for,
@@ -460,12 +460,6 @@ def processes_mentioning(text: str) -> list[int]:
         except OSError:
             continue
     return found
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 # -- Random PutEvents bodies -------------------------------------------------------------------

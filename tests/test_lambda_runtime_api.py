@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sandbox_process import alive
 
 from sandbox.lambda_runtime_api import (
     FunctionConfig,
@@ -78,15 +79,6 @@ class Logs:
 
 def body(invocation: Invocation) -> Any:
     return json.loads(invocation.payload)
-
-
-def alive(pid: int) -> bool:
-    """Whether the process exists and is not a zombie."""
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except FileNotFoundError:
-        return False
-    return "\nState:\tZ" not in status
 
 
 @pytest.fixture
