@@ -186,7 +186,20 @@ class LambdaService:
         request_id = job.payload["request_id"]
         context = {**job.payload["context"], "attempt": job.attempt + 1}
         event = job.payload["event"]
-        invocation = self.invoke(job.target, json.dumps(event).encode(), request_id, **context)
+        try:
+            invocation = self.invoke(job.target, json.dumps(event).encode(), request_id,
+                                     **context)
+        except FunctionNotFound as error:
+            # Accepted before the function left the template: nothing can run it any more.
+            record = {"requestContext": {"requestId": request_id, "functionArn": job.target,
+                                         "condition": "FunctionNotFound"},
+                      "requestPayload": event,
+                      "responsePayload": {"errorType": "ResourceNotFoundException",
+                                          "errorMessage": str(error)}}
+            self.state.add(history=[("dead-letter", {
+                "queue": None, "source": "lambda", "function": self._name(job.target),
+                "record": record, **job.payload["context"]})], done=job.id)
+            return
         if invocation.ok:
             self.state.add(done=job.id)
             return
