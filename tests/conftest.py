@@ -30,6 +30,23 @@ def import_path(module_name: str, path: Path) -> ModuleType:
     return module
 
 
+FIGURES: list[str] = []
+
+
+def report(line: str) -> None:
+    """A figure a test measured (orders sent, completed, lost...): printed at the end of the
+    run, in a section of its own, whether the test passed or not."""
+    FIGURES.append(line)
+    print(line)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if FIGURES:
+        terminalreporter.section("figures")
+        for line in FIGURES:
+            terminalreporter.write_line(line)
+
+
 @dataclass(frozen=True)
 class SynthesizedApp:
     """The CDK app as `cdk synth` builds it, synthesized in-process."""

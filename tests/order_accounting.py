@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from conftest import report
 from sandbox_process import STAMPS, SandboxProcess, failure_messages
 
 
@@ -136,5 +137,5 @@ def settle(sandbox: SandboxProcess, sent: int, accepted: Iterable[str], scenario
             if time.monotonic() > deadline + 30:
                 raise
             time.sleep(0.5)
-    print(account.line(scenario))
+    report(account.line(scenario))
     return account

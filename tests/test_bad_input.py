@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import report
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from order_accounting import history, pending_jobs, stamped_items
@@ -574,5 +575,5 @@ def test_random_put_events_bodies_never_crash_the_sandbox_nor_lose_an_event(
                 matched += 1
                 assert (event_id, target["Arn"]) in delivered
                 assert (event_id, target["Id"]) in ran | failed
-    print(f"bad input/random PutEvents: 100 bodies, {len(accepted)} events accepted, "
+    report(f"bad input/random PutEvents: 100 bodies, {len(accepted)} events accepted, "
           f"{matched} deliveries to rule targets, lost 0")

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import report
 from order_accounting import (
     events_accepted,
     history,
@@ -178,7 +179,7 @@ def test_a_worker_killed_in_the_middle_of_an_invocation_loses_no_order(
             first_tries.setdefault(record["request_id"], record)
     # (One that was only writing its END when the kill came finished first: not killed.)
     killed = [record for record in first_tries.values() if not record["ok"]]
-    print(f"faults/worker killed mid-invocation: {len(victims)} workers killed, "
+    report(f"faults/worker killed mid-invocation: {len(victims)} workers killed, "
           f"{len(killed)} invocations killed in flight, each retried")
     assert killed, "no consumer was inside an invocation when its worker was killed"
     assert account.lost == []
@@ -246,7 +247,7 @@ def test_a_sandbox_killed_with_events_in_flight_under_load_loses_no_order(
 
     sandbox.start()
     account = settle(sandbox, sent, accepted, "faults/sandbox killed under load")
-    print(f"faults/sandbox killed under load: {in_flight} deliveries and invocations "
+    report(f"faults/sandbox killed under load: {in_flight} deliveries and invocations "
           "were in flight at the kill")
     assert in_flight > 0
     assert account.lost == []
@@ -283,7 +284,7 @@ def test_dynamodb_local_killed_is_restarted_with_every_item(
     items_after = stamped_items(sandbox)
     kept = sum(items_after.get(order_id) == item for order_id, item in items_before.items())
     retried = sum(not r["ok"] and "event_id" in r for r in history(sandbox.state, "invocation"))
-    print(f"faults/DynamoDB Local killed: {refused} orders refused (500) while it was down, "
+    report(f"faults/DynamoDB Local killed: {refused} orders refused (500) while it was down, "
           f"{retried} consumer invocations failed and were retried; items before "
           f"{len(items_before)}, unchanged after the restart {kept}")
     assert "DynamoDB Local exited (code -9); starting it again" in sandbox.output()

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import report
 from order_accounting import send_orders, settle
 from sandbox_process import FAST_RETRIES, SandboxProcess
 
@@ -25,7 +26,7 @@ def test_a_thousand_orders_twenty_at_a_time_lose_none(synthesized_app: Any,
         accepted, refused = send_orders(sandbox, ORDERS, AT_A_TIME)
         answered = time.monotonic() - started
         account = settle(sandbox, ORDERS, accepted, "load", timeout_s=300)
-        print(f"load: {ORDERS} orders answered in {answered:.1f} s, all settled in "
+        report(f"load: {ORDERS} orders answered in {answered:.1f} s, all settled in "
               f"{time.monotonic() - started:.1f} s")
     assert refused == 0, f"{refused} of {ORDERS} orders were not accepted"
     assert account.lost == [], f"orders neither complete nor in a failure queue: {account.lost}"

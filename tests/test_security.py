@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import report
 from sandbox_process import Orders, SandboxProcess, create_order, descendants
 
 pytestmark = pytest.mark.slow
@@ -87,7 +88,7 @@ def test_every_listening_socket_is_on_loopback_but_dynamodb_locals(
         commands = {pid: command_line(pid) for pid, _, _, _ in sockets}
 
     for pid, protocol, host, port in sockets:
-        print(f"security: pid {pid} listens on {protocol} {host}:{port}")
+        report(f"security: pid {pid} listens on {protocol} {host}:{port}")
     assert any(port == sandbox.port and host.is_loopback for _, _, host, port in sockets)
     exposed = [(pid, protocol, host, port) for pid, protocol, host, port in sockets
                if not host.is_loopback]
@@ -97,7 +98,7 @@ def test_every_listening_socket_is_on_loopback_but_dynamodb_locals(
     assert dynamodb_endpoints == {f"http://127.0.0.1:{port}"}
     assert port != 8000, "not DynamoDB Local's well-known default port"
     loopback = len(sockets) - 1
-    print(f"security: {len(sockets)} listening sockets, {loopback} on loopback, "
+    report(f"security: {len(sockets)} listening sockets, {loopback} on loopback, "
           f"1 on all interfaces (DynamoDB Local, port {port})")
 
 
