@@ -111,7 +111,14 @@ class SandboxProcess:
         assert self.process is not None
         if self.process.poll() is None:
             self.process.send_signal(sig)
-        return self.process.wait(timeout=timeout_s)
+        try:
+            return self.process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            # A sandbox that does not stop is a failure, but must not outlive the test run.
+            self.process.kill()
+            self.process.wait()
+            raise AssertionError(f"the sandbox did not stop within {timeout_s} s after signal "
+                                 f"{sig}:\n{self.output()}") from None
 
     def kill(self) -> None:
         self.stop(signal.SIGKILL)
