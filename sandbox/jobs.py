@@ -53,10 +53,6 @@ class JobRunner:
         with self._wake:
             self._wake.notify()
 
-    def idle(self) -> bool:
-        with self._wake:
-            return not self._in_flight and self.state.pending_jobs() == 0
-
     def _loop(self) -> None:
         while True:
             with self._wake:

@@ -45,32 +45,30 @@ class AsyncConfig:
         self.max_age_s: int = int(properties.get("MaximumEventAgeInSeconds", DEFAULT_MAX_AGE_S))
         destinations = properties.get("DestinationConfig", {})
         self.on_failure: str | None = destinations.get("OnFailure", {}).get("Destination")
-        self.on_success: str | None = destinations.get("OnSuccess", {}).get("Destination")
 
 
-def function_configs(stack: Stack) -> tuple[list[FunctionConfig], list[str]]:
-    """The functions the sandbox can run (Python runtimes), and the names of those it cannot."""
-    runnable, skipped = [], []
+def function_configs(stack: Stack) -> tuple[dict[str, FunctionConfig], list[str]]:
+    """The functions the sandbox can run (Python runtimes) by logical id, and the names of
+    those it cannot."""
+    runnable: dict[str, FunctionConfig] = {}
+    skipped: list[str] = []
     for resource in stack.of_type(FUNCTION):
         props = stack.resolve(resource.properties, f"Resources.{resource.logical_id}.Properties")
-        name = stack.ref(resource.logical_id)
         runtime = props.get("Runtime", "")
         if not runtime.startswith("python"):
             skipped.append(f"{resource.logical_id} (runtime {runtime or 'none'})")
             continue
-        runnable.append(
-            FunctionConfig(
-                name=name,
-                arn=stack.get_att(resource.logical_id, "Arn"),
-                code_dir=stack.code_path(resource.logical_id),
-                handler=props["Handler"],
-                runtime=runtime,
-                timeout_s=float(props.get("Timeout", 3)),
-                memory_mb=int(props.get("MemorySize", 128)),
-                environment={
-                    k: str(v) for k, v in props.get("Environment", {}).get("Variables", {}).items()
-                },
-            )
+        runnable[resource.logical_id] = FunctionConfig(
+            name=stack.ref(resource.logical_id),
+            arn=stack.get_att(resource.logical_id, "Arn"),
+            code_dir=stack.code_path(resource.logical_id),
+            handler=props["Handler"],
+            runtime=runtime,
+            timeout_s=float(props.get("Timeout", 3)),
+            memory_mb=int(props.get("MemorySize", 128)),
+            environment={
+                k: str(v) for k, v in props.get("Environment", {}).get("Variables", {}).items()
+            },
         )
     return runnable, skipped
 
@@ -97,19 +95,16 @@ class LambdaService:
         self.settings = settings
         self.base_env = base_env
         self.on_log = on_log
-        self.configs: dict[str, FunctionConfig] = {}  # ARN -> config
+        self.configs: dict[str, FunctionConfig] = {}  # function name -> config
         self.labels: dict[str, str] = {}  # function name -> display name
         self.async_configs: dict[str, AsyncConfig] = {}  # function name -> config
         self.not_runnable: list[str] = []
         for stack in stacks:
-            configs, skipped = function_configs(stack)
+            runnable, skipped = function_configs(stack)
             self.not_runnable += skipped
-            by_name = {c.name: c for c in configs}
-            for resource in stack.of_type(FUNCTION):
-                name = stack.ref(resource.logical_id)
-                if name in by_name:
-                    self.configs[by_name[name].arn] = by_name[name]
-                    self.labels[name] = display_name(stack, resource.logical_id)
+            for logical_id, config in runnable.items():
+                self.configs[config.name] = config
+                self.labels[config.name] = display_name(stack, logical_id)
             for resource in stack.of_type(EVENT_INVOKE_CONFIG):
                 props = stack.resolve(resource.properties,
                                       f"Resources.{resource.logical_id}.Properties")
@@ -126,11 +121,10 @@ class LambdaService:
         return name_or_arn
 
     def config(self, name_or_arn: str) -> FunctionConfig:
-        name = self._name(name_or_arn)
-        for config in self.configs.values():
-            if config.name == name:
-                return config
-        raise FunctionNotFound(f"Function not found: {name_or_arn}")
+        try:
+            return self.configs[self._name(name_or_arn)]
+        except KeyError:
+            raise FunctionNotFound(f"Function not found: {name_or_arn}") from None
 
     def label(self, function_name: str) -> str:
         return self.labels.get(function_name, function_name)
@@ -142,11 +136,6 @@ class LambdaService:
             if config.arn not in self._workers:
                 self._workers[config.arn] = FunctionWorkers(config, self.on_log, self.base_env)
             return self._workers[config.arn]
-
-    @property
-    def pids(self) -> list[int]:
-        with self._lock:
-            return [pid for w in self._workers.values() for pid in w.pids]
 
     def close(self) -> None:
         with self._lock:

@@ -16,12 +16,10 @@ QUEUE = "AWS::SQS::Queue"
 class Queues:
     def __init__(self, stacks: list[Stack]) -> None:
         self.names: dict[str, str] = {}  # ARN -> queue name
-        self.urls: dict[str, str] = {}  # ARN -> URL
         for stack in stacks:
             for queue in stack.of_type(QUEUE):
                 arn = stack.get_att(queue.logical_id, "Arn")
                 self.names[arn] = stack.get_att(queue.logical_id, "QueueName")
-                self.urls[arn] = stack.ref(queue.logical_id)
 
     def __contains__(self, arn: str) -> bool:
         return arn in self.names

@@ -172,10 +172,6 @@ class State:
             rows = self._db.execute(query + " ORDER BY sent", args).fetchall()
         return [Message(r[0], r[1], r[2], json.loads(r[3]), r[4]) for r in rows]
 
-    def delete_message(self, message_id: str) -> bool:
-        with self._transaction() as db:
-            return db.execute("DELETE FROM messages WHERE id = ?", (message_id,)).rowcount > 0
-
     # History
 
     def record(self, kind: str, record: dict[str, Any]) -> None:
