@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from bench.orders import DOWNSTREAM_FUNCTIONS, Order
+from sandbox.core.history import InvocationRun
 
 # The critical path of one order, as consecutive segments: their sum is the end-to-end time.
 SEGMENTS = (
@@ -49,20 +50,21 @@ def rounded(value: float | None, digits: int = 2) -> float | None:
     return None if value is None else round(value, digits)
 
 
-def end_of(record: dict[str, Any]) -> float:
+def end_of(record: InvocationRun) -> float:
     """When a function's run ended (its answer reached the runtime API)."""
-    return record["delivered"] + record["duration_ms"] / 1000
+    assert record.delivered is not None
+    return record.delivered + record.duration_ms / 1000
 
 
-def first_runs(order: Order) -> dict[str, dict[str, Any]]:
+def first_runs(order: Order) -> dict[str, InvocationRun]:
     """Each downstream function's first successful run for the order: the first stamp wins, so
     a redelivery stores nothing new."""
-    firsts: dict[str, dict[str, Any]] = {}
+    firsts: dict[str, InvocationRun] = {}
     for record in order.invocations:
-        if record["ok"] and record.get("delivered") is not None:
-            known = firsts.get(record["function"])
+        if record.ok and record.delivered is not None:
+            known = firsts.get(record.function)
             if known is None or end_of(record) < end_of(known):
-                firsts[record["function"]] = record
+                firsts[record.function] = record
     return firsts
 
 
@@ -84,18 +86,18 @@ def critical_path(order: Order) -> dict[str, float] | None:
     its trace is missing."""
     done = completed_at(order)
     api = order.api
-    if done is None or api is None or api.get("delivered") is None:
+    if done is None or api is None or api.delivered is None:
         return None
     accepted = {}
     for event in order.events:
         accepted.setdefault(event["detail-type"], event["at"])
-    runs = {record["service"].removeprefix("Workshop"): record
+    runs = {record.service.removeprefix("Workshop"): record
             for record in first_runs(order).values()}
     fulfilment, logistic = runs.get("FulfilmentService"), runs.get("LogisticService")
     if fulfilment is None or logistic is None or len(accepted) < 2:
         return None
-    times = [order.sent, api["delivered"], accepted["order_created"], fulfilment["delivered"],
-             accepted["fulfilment_completed"], logistic["delivered"], end_of(logistic), done]
+    times = [order.sent, api.delivered, accepted["order_created"], fulfilment.delivered,
+             accepted["fulfilment_completed"], logistic.delivered, end_of(logistic), done]
     return {name: (end - start) * 1000
             for name, start, end in zip(SEGMENTS, times[:-1], times[1:], strict=True)}
 
@@ -107,14 +109,14 @@ def hops(orders: list[Order]) -> dict[str, list[float]]:
     found: dict[str, list[float]] = {"api_gateway": [], "put_events_to_start": []}
     for order in orders:
         api = order.api
-        if api is not None and api.get("delivered") and api.get("received"):
-            found["api_gateway"].append((api["delivered"] - api["received"]) * 1000)
+        if api is not None and api.delivered and api.received:
+            found["api_gateway"].append((api.delivered - api.received) * 1000)
         accepted = {event["id"]: event["at"] for event in order.events}
         for record in order.invocations:
-            if record.get("attempt") == 1 and record.get("delivered") and \
-                    record["event_id"] in accepted:
+            if record.attempt == 1 and record.delivered and \
+                    (record.event_id or "") in accepted:
                 found["put_events_to_start"].append(
-                    (record["delivered"] - accepted[record["event_id"]]) * 1000)
+                    (record.delivered - accepted[record.event_id or ""]) * 1000)
     return found
 
 
@@ -125,13 +127,13 @@ def functions(orders: list[Order]) -> dict[str, dict[str, list[float]]]:
     for order in orders:
         records = [order.api] if order.api is not None else []
         for record in records + order.invocations:
-            if not record["ok"]:
+            if not record.ok:
                 continue
-            figures = found[record["service"]]
-            if record.get("init_duration_ms") is None:
-                figures["warm"].append(record["duration_ms"])
+            figures = found[record.service]
+            if record.init_duration_ms is None:
+                figures["warm"].append(record.duration_ms)
             else:
-                figures["init"].append(record["init_duration_ms"])
+                figures["init"].append(record.init_duration_ms)
     return dict(found)
 
 

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 from bench.orders import STAMPS
-from sandbox.dynamodb_local import client
+from sandbox.dynamodb.local import client
 
 FLOOR_TABLE = "bench-floor"
 WARM_UP_CALLS = 50  # the JVM compiles DynamoDB Local's hot paths over the first calls

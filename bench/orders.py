@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sandbox.dynamodb_local import client
+from sandbox.core.history import EventPut, InvocationRun, Record, loads
+from sandbox.dynamodb.local import client
 
 DOWNSTREAM_FUNCTIONS = 4  # invoice, fulfilment, forecasting, logistic
 STAMPS = ("time_order_service", "time_invoice_service", "time_fulfilment_service",
@@ -40,9 +41,9 @@ class Order:
     status: int
     order_id: str | None
     api_request_id: str | None
-    api: dict[str, Any] | None = None  # the order service's invocation record
+    api: InvocationRun | None = None  # the order service's invocation record
     events: list[dict[str, Any]] = field(default_factory=list)  # {"id", "at", "detail-type"}
-    invocations: list[dict[str, Any]] = field(default_factory=list)  # downstream records
+    invocations: list[InvocationRun] = field(default_factory=list)  # downstream records
 
 
 class History:
@@ -53,10 +54,10 @@ class History:
         self._db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, check_same_thread=False)
         self._last_id = 0
         self._lock = threading.Lock()
-        self.api: dict[str, dict[str, Any]] = {}  # api request id -> order service record
+        self.api: dict[str, InvocationRun] = {}  # api request id -> order service record
         self.event_orders: dict[str, str] = {}  # event id -> order ID
         self.events: dict[str, list[dict[str, Any]]] = defaultdict(list)  # order ID -> events
-        self.invocations: dict[str, list[dict[str, Any]]] = defaultdict(list)  # order ID ->
+        self.invocations: dict[str, list[InvocationRun]] = defaultdict(list)  # order ID ->
         self._done: dict[str, set[str]] = defaultdict(set)  # order ID -> functions that succeeded
         self._waiters: dict[str, threading.Event] = {}
         self._running = True
@@ -80,25 +81,26 @@ class History:
                 self._last_id = rows[-1][0]
                 with self._lock:
                     for _, at, kind, record in rows:
-                        self._take(at, kind, json.loads(record))
+                        if kind in (EventPut.KIND, InvocationRun.KIND):
+                            self._take(at, loads(kind, record))
             else:
                 time.sleep(POLL_S)
 
-    def _take(self, at: float, kind: str, record: dict[str, Any]) -> None:
-        if kind == "event":
-            event = record["event"]
+    def _take(self, at: float, record: Record) -> None:
+        if isinstance(record, EventPut):
+            event = record.event
             order_id = (event.get("detail", {}).get("data") or {}).get("ID")
             if isinstance(order_id, str):
                 self.event_orders[event["id"]] = order_id
                 self.events[order_id].append(
                     {"id": event["id"], "at": at, "detail-type": event["detail-type"]})
-        elif kind == "invocation" and record.get("trigger") == "api":
-            self.api[record["api_request_id"]] = record
-        elif kind == "invocation" and record.get("event_id") in self.event_orders:
-            order_id = self.event_orders[record["event_id"]]
+        elif isinstance(record, InvocationRun) and record.trigger == "api":
+            self.api[record.api_request_id or ""] = record
+        elif isinstance(record, InvocationRun) and record.event_id in self.event_orders:
+            order_id = self.event_orders[record.event_id]
             self.invocations[order_id].append(record)
-            if record["ok"]:
-                self._done[order_id].add(record["function"])
+            if record.ok:
+                self._done[order_id].add(record.function)
                 if len(self._done[order_id]) == DOWNSTREAM_FUNCTIONS and order_id in self._waiters:
                     self._waiters[order_id].set()
 

@@ -124,7 +124,7 @@ def memory(sandbox: SandboxProcess, labels: dict[str, str]) -> dict[str, Any]:
 
 def labels_of(orders: list[Order]) -> dict[str, str]:
     """Function name -> its label ('OrderService', 'WorkshopOrderService'), from traced orders."""
-    return {record["function"]: record["service"] for order in orders
+    return {record.function: record.service for order in orders
             for record in ([order.api] if order.api else []) + order.invocations}
 
 

@@ -12,11 +12,11 @@ from pathlib import Path
 
 from sandbox import trace as tracing
 from sandbox.assembly import AssemblyError
-from sandbox.dynamodb_local import DynamoDBLocalError
+from sandbox.core.state import State
+from sandbox.dynamodb.local import DynamoDBLocalError
 from sandbox.journey import failure_reason, text_list, text_timeline
 from sandbox.sandbox import Sandbox
 from sandbox.settings import Settings
-from sandbox.state import State
 
 DEFAULT_PORT = 4000
 DEFAULT_ASSEMBLY = Path("cdk") / "cdk.out"

@@ -1,50 +1,24 @@
 """The one local endpoint, on 127.0.0.1 only: what `AWS_ENDPOINT_URL` points boto3 and the
 AWS CLI at, and where the REST APIs are served under their stage path.
 
-Requests carrying `X-Amz-Target` are AWS API calls: EventBridge is answered here, DynamoDB is
-passed through to DynamoDB Local. Anything else is a request to a REST API (`/prod/order`).
+It only dispatches, by protocol, to each service's wire layer: requests carrying `X-Amz-Target`
+are AWS API calls (EventBridge answered here, DynamoDB passed through to DynamoDB Local); the
+sandbox's own pages (the console) by their path prefix; anything else is a request to a REST
+API (`/prod/order`).
 """
 
 from __future__ import annotations
 
-import http.client
-import json
 import threading
-import time
-import uuid
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
-from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
 
-from sandbox.event_bus import EventBus, EventsApiError
-from sandbox.lambda_service import LambdaService
-from sandbox.rest_api import (
-    ENDPOINT_TIMEOUT,
-    INTERNAL_SERVER_ERROR,
-    MISSING_AUTH_TOKEN,
-    MalformedProxyResponse,
-    RestApi,
-    proxy_event,
-    proxy_response,
-)
-from sandbox.settings import Settings
-
-AWS_JSON = "application/x-amz-json-1.1"
-EVENTS_OPERATIONS = {
-    "PutEvents": EventBus.put_events,
-    "TestEventPattern": EventBus.test_event_pattern,
-    "ListEventBuses": EventBus.list_event_buses,
-    "ListRules": EventBus.list_rules,
-    "DescribeRule": EventBus.describe_rule,
-    "ListTargetsByRule": EventBus.list_targets_by_rule,
-}
-HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "host", "content-length"}
-
-Response = tuple[int, list[tuple[str, str]], bytes]
+from sandbox.apigateway.wire import ApiGateway
+from sandbox.core.wire import Response, aws_error
+from sandbox.dynamodb.wire import DynamoDBPassThrough
+from sandbox.events import wire as events_wire
+from sandbox.events.backend import EventBus
 
 
 class Endpoint:
@@ -52,20 +26,14 @@ class Endpoint:
         self,
         port: int,
         bus: EventBus,
-        lambda_: LambdaService,
-        apis: list[RestApi],
-        dynamodb_url: str,
-        settings: Settings,
+        api_gateway: ApiGateway,
+        dynamodb: DynamoDBPassThrough,
         extra_routes: dict[str, Callable[[str, str, bytes], Response]] | None = None,
     ) -> None:
         self.bus = bus
-        self.lambda_ = lambda_
-        self.apis = apis
-        self.settings = settings
-        self.dynamodb = urlsplit(dynamodb_url)
+        self.api_gateway = api_gateway
+        self.dynamodb = dynamodb
         self.extra_routes = {} if extra_routes is None else extra_routes
-        self._local = threading.local()
-        self._invokes = ThreadPoolExecutor(max_workers=64, thread_name_prefix="api-invoke")
         handler = type("Handler", (_Handler,), {"endpoint": self})
         self.server = ThreadingHTTPServer(("127.0.0.1", port), handler)
         self.server.daemon_threads = True
@@ -80,111 +48,23 @@ class Endpoint:
         if self._thread.is_alive():  # shutdown() waits for a serve_forever() that never ran
             self.server.shutdown()
         self.server.server_close()
-        self._invokes.shutdown(wait=False, cancel_futures=True)
-
-    # Dispatch
+        self.api_gateway.stop()
 
     def handle(self, method: str, path: str, raw_headers: list[tuple[str, str]], body: bytes,
                client_ip: str) -> Response:
         headers = {k.lower(): v for k, v in raw_headers}
         amz_target = headers.get("x-amz-target", "")
-        if amz_target.startswith("AWSEvents."):
-            return self.events(amz_target.split(".", 1)[1], body)
+        if amz_target.startswith(events_wire.TARGET_PREFIX):
+            return events_wire.handle(self.bus, amz_target.split(".", 1)[1], body)
         if amz_target.startswith("DynamoDB_"):
-            return self.pass_to_dynamodb(method, path, headers, body)
+            return self.dynamodb.handle(method, path, headers, body)
         if amz_target:
             return aws_error(400, "UnknownOperationException",
                              f"The sandbox does not emulate {amz_target}")
         for prefix, route in self.extra_routes.items():
             if path == prefix or path.startswith(prefix.rstrip("/") + "/"):
                 return route(method, path, body)
-        return self.rest_api(method, path, raw_headers, body, client_ip)
-
-    def events(self, operation: str, body: bytes) -> Response:
-        if operation not in EVENTS_OPERATIONS:
-            return aws_error(400, "UnknownOperationException",
-                             f"The sandbox does not emulate EventBridge {operation}")
-        try:
-            request = json.loads(body or b"{}")
-            if not isinstance(request, dict):
-                raise ValueError
-        except (ValueError, RecursionError):  # RecursionError: nested deeper than Python parses
-            return aws_error(400, "SerializationException", "Start of structure or map found")
-        try:
-            answer = EVENTS_OPERATIONS[operation](self.bus, request)
-        except EventsApiError as error:
-            return aws_error(400, error.code, error.message)
-        return 200, [("Content-Type", AWS_JSON)], json.dumps(answer).encode()
-
-    def pass_to_dynamodb(self, method: str, path: str, headers: dict[str, str],
-                         body: bytes) -> Response:
-        connection = getattr(self._local, "dynamodb", None)
-        if connection is None:
-            connection = http.client.HTTPConnection(self.dynamodb.hostname, self.dynamodb.port,
-                                                    timeout=30)
-            self._local.dynamodb = connection
-        forwarded = {k: v for k, v in headers.items() if k not in HOP_BY_HOP}
-        try:
-            connection.request(method, path, body, forwarded)
-            answer = connection.getresponse()
-            data = answer.read()
-        except (OSError, http.client.HTTPException):
-            self._local.dynamodb = None
-            connection.close()
-            return aws_error(503, "ServiceUnavailable", "DynamoDB Local is not answering")
-        passed = [(k, v) for k, v in answer.getheaders() if k.lower() not in HOP_BY_HOP]
-        return answer.status, passed, data
-
-    def rest_api(self, method: str, raw_path: str, headers: list[tuple[str, str]], body: bytes,
-                 client_ip: str) -> Response:
-        """API Gateway: the stage is the first path segment; the function sees the rest."""
-        received = time.time()  # the invocation record keeps it: API Gateway's own latency
-        url = urlsplit(raw_path)
-        stage, _, rest = url.path.lstrip("/").partition("/")
-        path = "/" + rest
-        for api in self.apis:
-            if api.stage != stage:
-                continue
-            found = api.route(method, path)
-            if found is None:
-                continue
-            api_method, path_params = found
-            if api_method.integration_type != "AWS_PROXY":
-                return aws_error(500, "InternalServerError", "The sandbox runs Lambda proxy "
-                                 f"integrations only, not {api_method.integration_type}")
-            request_id = str(uuid.uuid4())
-            event = proxy_event(api, api_method, path_params, method, path,
-                                parse_qsl(url.query, keep_blank_values=True),
-                                headers, body, request_id, client_ip, datetime.now(UTC))
-            return self.invoke_proxy(api_method.function_arn, event, request_id, received)
-        status, message = MISSING_AUTH_TOKEN
-        return status, [("Content-Type", "application/json"),
-                        ("x-amzn-ErrorType", "MissingAuthenticationTokenException")], message
-
-    def invoke_proxy(self, function_arn: str, event: dict[str, Any], request_id: str,
-                     received: float | None = None) -> Response:
-        future = self._invokes.submit(self.lambda_.invoke, function_arn,
-                                      json.dumps(event).encode(), trigger="api",
-                                      api_request_id=request_id, received=received)
-        ids = [("x-amzn-RequestId", request_id)]
-        try:
-            invocation = future.result(timeout=self.settings.integration_timeout_s)
-        except FutureTimeout:
-            status, message = ENDPOINT_TIMEOUT
-            return status, [("Content-Type", "application/json"), *ids], message
-        if invocation.ok:
-            try:
-                status, headers, data = proxy_response(invocation.payload)
-                return status, headers + ids, data
-            except MalformedProxyResponse:
-                pass
-        status, message = INTERNAL_SERVER_ERROR
-        return status, [("Content-Type", "application/json"), *ids], message
-
-
-def aws_error(status: int, code: str, message: str) -> Response:
-    body = json.dumps({"__type": code, "message": message}).encode()
-    return status, [("Content-Type", AWS_JSON), ("x-amzn-ErrorType", code)], body
+        return self.api_gateway.handle(method, path, raw_headers, body, client_ip)
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -23,9 +23,18 @@ import re
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
-Record = tuple[int, float, str, dict[str, Any]]  # State.history(): id, at, kind, record
+from sandbox.core.history import (
+    DeadLetter,
+    DeliveryAttempt,
+    Entry,
+    EventPut,
+    InvocationRun,
+)
+
+T = TypeVar("T")
+
 
 STEP_PREFIX = "time_"
 WORKSHOP_TIME = "%m-%d-%Y %H:%M:%S"
@@ -142,35 +151,34 @@ class HistoryIndex:
 
     def __init__(self) -> None:
         self.last_id = 0
-        self._by_value: dict[str, list[Record]] = defaultdict(list)
-        self._by_event: dict[str, list[Record]] = defaultdict(list)
+        self._by_value: dict[str, list[Entry]] = defaultdict(list)
+        self._by_event: dict[str, list[Entry]] = defaultdict(list)
 
-    def add(self, records: Iterable[Record]) -> None:
+    def add(self, records: Iterable[Entry]) -> None:
         for record in records:
-            _, _, kind, body = record
-            self.last_id = max(self.last_id, record[0])
-            if kind == "event":
-                event = body.get("event", {})
-                self._by_event[event.get("id", "")].append(record)
-                values = set(strings_in(event.get("detail")))
-            elif body.get("event_id"):
-                self._by_event[body["event_id"]].append(record)
+            body = record.record
+            self.last_id = max(self.last_id, record.id)
+            if isinstance(body, EventPut):
+                self._by_event[body.event.get("id", "")].append(record)
+                values = set(strings_in(body.event.get("detail")))
+            elif getattr(body, "event_id", None):
+                self._by_event[body.event_id].append(record)
                 values = set()
-            elif kind == "invocation" and "response" in body:
-                values = set(strings_in(body["response"]))
+            elif isinstance(body, InvocationRun) and body.response is not None:
+                values = set(strings_in(body.response))
             else:
                 values = set()
             for value in values:
                 self._by_value[value].append(record)
 
-    def records_of(self, key: str) -> list[Record]:
+    def records_of(self, key: str) -> list[Entry]:
         """The records of the item whose key value is `key`, in history order."""
-        found: dict[int, Record] = {}
+        found: dict[int, Entry] = {}
         for record in self._by_value.get(key, []):
-            found[record[0]] = record
-            if record[2] == "event":
-                for follower in self._by_event[record[3]["event"]["id"]]:
-                    found[follower[0]] = follower
+            found[record.id] = record
+            if isinstance(record.record, EventPut):
+                for follower in self._by_event[record.record.event["id"]]:
+                    found[follower.id] = follower
         return [found[i] for i in sorted(found)]
 
 
@@ -239,7 +247,7 @@ def build_journey(
     item: Mapping[str, Any],
     key_name: str,
     table: str,
-    records: Iterable[Record] = (),
+    records: Iterable[Entry] = (),
     logs: Mapping[str, list[str]] | None = None,
     rule_targets: Mapping[tuple[str, str], int] | None = None,
     labels: Mapping[str, str] | None = None,
@@ -253,12 +261,11 @@ def build_journey(
     Without records (a deployed stack read from its table) the journey is the steps alone.
     """
     key = str(item.get(key_name, ""))
-    records = sorted(records, key=lambda r: r[0])
+    records = sorted(records, key=lambda r: r.id)
     labels = dict(labels or {})
-    for _, _, kind, body in records:
-        if kind == "invocation":
-            labels.setdefault(body["function"], body["service"])
-    events = {body["event"]["id"]: body for _, _, kind, body in records if kind == "event"}
+    for body in _of(records, InvocationRun):
+        labels.setdefault(body.function, body.service)
+    events = {body.event["id"]: body for body in _of(records, EventPut)}
 
     entries = _invocations(key, records, events, logs or {})
     entries += _events(records, entries)
@@ -302,33 +309,37 @@ def build_journey(
     }
 
 
-def _invocations(key: str, records: list[Record], events: Mapping[str, dict],
+def _of(records: Iterable[Entry], kind: type[T]) -> list[T]:
+    return [r.record for r in records if isinstance(r.record, kind)]
+
+
+def _invocations(key: str, records: list[Entry], events: Mapping[str, EventPut],
                  logs: Mapping[str, list[str]]) -> list[dict[str, Any]]:
-    ours = {r[3]["request_id"] for r in records if r[2] == "invocation"}
+    ours = {body.request_id for body in _of(records, InvocationRun)}
     runs_by_service = {service: _runs(lines, ours, key) for service, lines in logs.items()}
     run_count: dict[str, int] = defaultdict(int)
     entries = []
-    for _, recorded, _, body in sorted((r for r in records if r[2] == "invocation"),
-                                       key=lambda r: r[3]["started"]):
-        request_id = body["request_id"]
+    runs = [r for r in records if isinstance(r.record, InvocationRun)]
+    for record in sorted(runs, key=lambda r: r.record.started):
+        body: InvocationRun = record.record
+        request_id = body.request_id
         lines = []
-        if body.get("error_type") != INJECTED_FAULT:  # one the worker never saw: no log
+        if body.error_type != INJECTED_FAULT:  # one the worker never saw: no log
             run = run_count[request_id]
             run_count[request_id] += 1
-            lines = runs_by_service.get(body["service"], {}).get((request_id, run), [])
-        init_ms = body.get("init_duration_ms") or 0.0
-        end = body["started"] + (init_ms + body["duration_ms"]) / 1000
+            lines = runs_by_service.get(body.service, {}).get((request_id, run), [])
+        init_ms = body.init_duration_ms or 0.0
+        end = body.started + (init_ms + body.duration_ms) / 1000
         entry = {
-            "kind": "invocation", "lane": body["service"], "at": body["started"], "end": end,
-            "recorded": recorded,
-            "function": body["function"], "request_id": request_id, "ok": body["ok"],
-            "trigger": "api" if body.get("trigger") == "api" else "event",
-            "attempt": body.get("attempt"), "retry": (body.get("attempt") or 1) > 1,
-            "event_id": body.get("event_id"), "rule": body.get("rule"),
-            "duration_ms": body["duration_ms"], "init_duration_ms": body.get("init_duration_ms"),
-            "max_memory_mb": body.get("max_memory_mb"), "memory_mb": body.get("memory_mb"),
-            "error": (f"{body.get('error_type')}: {body.get('error_message')}"
-                      if not body["ok"] else None),
+            "kind": "invocation", "lane": body.service, "at": body.started, "end": end,
+            "recorded": record.at,
+            "function": body.function, "request_id": request_id, "ok": body.ok,
+            "trigger": body.trigger,
+            "attempt": body.attempt, "retry": (body.attempt or 1) > 1,
+            "event_id": body.event_id, "rule": body.rule,
+            "duration_ms": body.duration_ms, "init_duration_ms": body.init_duration_ms,
+            "max_memory_mb": body.max_memory_mb, "memory_mb": body.memory_mb,
+            "error": (f"{body.error_type}: {body.error_message}" if not body.ok else None),
             "logs": lines,
             "report": next((line for line in lines if line.startswith("REPORT ")), None),
         }
@@ -350,12 +361,18 @@ def _runs(lines: list[str], ours: set[str], key: str) -> dict[tuple[str, int], l
     return runs
 
 
-def _invocation_text(entry: dict[str, Any], events: Mapping[str, dict]) -> str:
+def _detail_type(events: Mapping[str, EventPut], event_id: str | None) -> str:
+    put = events.get(event_id or "")
+    return str(put.event.get("detail-type", "?")) if put else "?"
+
+
+def _invocation_text(entry: dict[str, Any], events: Mapping[str, EventPut]) -> str:
     if entry["trigger"] == "api":
         cause = "invoked by the API"
+    elif entry["trigger"] != "event" or not entry["event_id"]:
+        cause = f"invoked ({entry['trigger']})"
     else:
-        detail_type = events.get(entry["event_id"], {}).get("event", {}).get("detail-type", "?")
-        cause = f"invoked for {detail_type} by rule {entry['rule']}"
+        cause = f"invoked for {_detail_type(events, entry['event_id'])} by rule {entry['rule']}"
         if entry["attempt"]:
             cause += f", attempt {entry['attempt']}"
             if entry["retry"]:
@@ -370,14 +387,15 @@ def _invocation_text(entry: dict[str, Any], events: Mapping[str, dict]) -> str:
     return text + f": {entry['error']}" if entry["error"] else text
 
 
-def _events(records: list[Record], invocations: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _events(records: list[Entry], invocations: list[dict[str, Any]]) -> list[dict[str, Any]]:
     entries = []
-    for _, at, kind, body in records:
-        if kind != "event":
+    for record in records:
+        body, at = record.record, record.at
+        if not isinstance(body, EventPut):
             continue
-        event = body["event"]
+        event = body.event
         publisher = _publisher(at, event.get("source", ""), invocations)
-        rules = body.get("rules", [])
+        rules = body.rules
         matched = (f"rule {', '.join(rules)} matched" if len(rules) == 1
                    else f"rules {', '.join(rules)} matched" if rules else "matched no rule")
         entries.append({
@@ -385,9 +403,9 @@ def _events(records: list[Record], invocations: list[dict[str, Any]]) -> list[di
             "lane": publisher["lane"] if publisher else event.get("source", "?"),
             "publisher": publisher["request_id"] if publisher else None,
             "event_id": event["id"], "detail_type": event.get("detail-type"),
-            "source": event.get("source"), "bus": body.get("bus"), "rules": rules,
+            "source": event.get("source"), "bus": body.bus, "rules": rules,
             "text": f"published {event.get('detail-type')} (source {event.get('source')}) "
-                    f"on bus {body.get('bus')}: {matched}",
+                    f"on bus {body.bus}: {matched}",
         })
     return entries
 
@@ -409,50 +427,52 @@ def _publisher(at: float, source: str,
     return max(named or running, key=lambda i: i["at"], default=None)
 
 
-def _deliveries(records: list[Record], events: Mapping[str, dict],
+def _deliveries(records: list[Entry], events: Mapping[str, EventPut],
                 labels: Mapping[str, str]) -> list[dict[str, Any]]:
     entries = []
-    for _, at, kind, body in records:
-        if kind != "delivery":
+    for record in records:
+        body, at = record.record, record.at
+        if not isinstance(body, DeliveryAttempt):
             continue
-        target = function_name(body["target"])
-        detail_type = events.get(body["event_id"], {}).get("event", {}).get("detail-type", "?")
+        target = function_name(body.target)
+        detail_type = _detail_type(events, body.event_id)
         lane = labels.get(target, target)
-        if body["ok"]:
-            text = f"EventBridge delivered {detail_type} (rule {body['rule']})"
+        if body.ok:
+            text = f"EventBridge delivered {detail_type} (rule {body.rule})"
+            if body.input is not None:
+                text += ", input transformed"
         else:
-            text = (f"EventBridge could not deliver {detail_type} (rule {body['rule']}), "
-                    f"attempt {body['attempt']}: {body.get('error_code')}: "
-                    f"{body.get('error_message')}")
+            text = (f"EventBridge could not deliver {detail_type} (rule {body.rule}), "
+                    f"attempt {body.attempt}: {body.error_code}: {body.error_message}")
         entries.append({
-            "kind": "delivery", "lane": lane, "at": at, "event_id": body["event_id"],
-            "rule": body["rule"], "target": body["target"], "attempt": body["attempt"],
-            "ok": body["ok"], "retry": body["attempt"] > 1,
-            "error": None if body["ok"] else f"{body.get('error_code')}: "
-                                              f"{body.get('error_message')}",
+            "kind": "delivery", "lane": lane, "at": at, "event_id": body.event_id,
+            "rule": body.rule, "target": body.target, "attempt": body.attempt,
+            "ok": body.ok, "retry": body.attempt > 1, "input": body.input,
+            "error": None if body.ok else f"{body.error_code}: {body.error_message}",
             "text": text,
         })
     return entries
 
 
-def _dead_letters(records: list[Record], events: Mapping[str, dict],
+def _dead_letters(records: list[Entry], events: Mapping[str, EventPut],
                   labels: Mapping[str, str]) -> list[dict[str, Any]]:
     entries = []
-    for _, at, kind, body in records:
-        if kind != "dead-letter":
+    for record in records:
+        body, at = record.record, record.at
+        if not isinstance(body, DeadLetter):
             continue
-        if body.get("source") == "lambda":
-            lane = body.get("function") or "?"
-            reason = failure_reason({}, body.get("record"))
+        if body.source == "lambda":
+            lane = body.function or "?"
+            reason = failure_reason({}, body.record)
         else:
-            target = function_name(body.get("attributes", {}).get("TARGET_ARN", "?"))
+            target = function_name(body.attributes.get("TARGET_ARN", "?"))
             lane = labels.get(target, target)
-            reason = failure_reason(body.get("attributes", {}), None)
-        queue = (body.get("queue") or "").split(":")[-1] or None
+            reason = failure_reason(body.attributes, None)
+        queue = (body.queue or "").split(":")[-1] or None
         where = f"failure queue {queue}" if queue else "no failure queue: dropped"
         entries.append({
             "kind": "dead-letter", "lane": lane, "at": at, "queue": queue,
-            "source": body.get("source"), "event_id": body.get("event_id"), "reason": reason,
+            "source": body.source, "event_id": body.event_id, "reason": reason,
             "text": f"sent to {where}: {reason}",
         })
     return entries
@@ -467,7 +487,7 @@ def _other_logs(key: str, entries: list[dict[str, Any]],
             if key and key in line and line not in shown]
 
 
-def _status(records: list[Record],
+def _status(records: list[Entry],
             rule_targets: Mapping[tuple[str, str], int] | None) -> str | None:
     """"complete", "in progress" (some delivery or invocation it is owed has not ended) or
     "failed" (something of it ended in a failure queue, or its API call failed); None with
@@ -478,32 +498,32 @@ def _status(records: list[Record],
     started: set[tuple[str, str, str]] = set()  # (event id, rule, target): legs under way
     ended: set[tuple[str, str, str]] = set()
     failed = False
-    for _, _, kind, body in records:
-        if kind == "event":
-            event_id = body["event"]["id"]
+    for record in records:
+        body = record.record
+        if isinstance(body, EventPut):
+            event_id = body.event["id"]
             if rule_targets is not None:
-                owed[event_id] = sum(rule_targets.get((body.get("bus", ""), rule), 0)
-                                     for rule in body.get("rules", []))
-        elif kind == "delivery":
-            leg = (body["event_id"], body["rule"], function_name(body["target"]))
+                owed[event_id] = sum(rule_targets.get((body.bus, rule), 0)
+                                     for rule in body.rules)
+        elif isinstance(body, DeliveryAttempt):
+            leg = (body.event_id, body.rule, function_name(body.target))
             started.add(leg)
-            if body["ok"] and not body["target"].startswith("arn:aws:lambda:"):
+            if body.ok and not body.target.startswith("arn:aws:lambda:"):
                 ended.add(leg)
-        elif kind == "invocation":
-            if body.get("trigger") == "api":
-                failed |= not body["ok"]
-            elif body["ok"] and body.get("event_id"):
-                ended.add((body["event_id"], body.get("rule", ""), body["function"]))
-        elif kind == "dead-letter":
+        elif isinstance(body, InvocationRun):
+            if body.trigger == "api":
+                failed |= not body.ok
+            elif body.ok and body.event_id:
+                ended.add((body.event_id, body.rule or "", body.function))
+        elif isinstance(body, DeadLetter):
             failed = True
-            if body.get("source") == "lambda":
-                arn = body.get("record", {}).get("requestContext", {}).get("functionArn", "")
-                ended.add((body.get("event_id", ""), body.get("rule", ""), function_name(arn)))
+            if body.source == "lambda":
+                arn = (body.record or {}).get("requestContext", {}).get("functionArn", "")
+                ended.add((body.event_id or "", body.rule or "", function_name(arn)))
             else:
-                attributes = body.get("attributes", {})
-                rule = attributes.get("RULE_ARN", "").split("/")[-1]
-                ended.add((body.get("event_id", ""), rule,
-                           function_name(attributes.get("TARGET_ARN", ""))))
+                rule = body.attributes.get("RULE_ARN", "").split("/")[-1]
+                ended.add((body.event_id or "", rule,
+                           function_name(body.attributes.get("TARGET_ARN", ""))))
     if failed:
         return "failed"
     legs_started: dict[str, int] = defaultdict(int)

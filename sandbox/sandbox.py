@@ -12,18 +12,23 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
+from sandbox.apigateway.rest_api import RestApi
+from sandbox.apigateway.wire import ApiGateway
 from sandbox.assembly import Stack, read_assembly
-from sandbox.console import PREFIX as CONSOLE_PATH
-from sandbox.console import Console
-from sandbox.dynamodb_local import DynamoDBLocal, ensure_tables, table_request
-from sandbox.endpoint import Endpoint, Response
-from sandbox.event_bus import EventBus
-from sandbox.jobs import JobRunner
-from sandbox.lambda_service import LambdaService
-from sandbox.rest_api import RestApi
+from sandbox.console.api import PREFIX as CONSOLE_PATH
+from sandbox.console.api import Console
+from sandbox.core.delivery import Deliveries
+from sandbox.core.jobs import JobRunner
+from sandbox.core.state import State
+from sandbox.core.targets import Targets
+from sandbox.core.wire import Response
+from sandbox.dynamodb.local import DynamoDBLocal, ensure_tables, table_request
+from sandbox.dynamodb.wire import DynamoDBPassThrough
+from sandbox.endpoint import Endpoint
+from sandbox.events.backend import DELIVERY, EventBus, RuleDelivery
+from sandbox.lambda_.backend import INVOKE, AsyncInvocation, LambdaService
 from sandbox.settings import Settings
-from sandbox.sqs import Queues
-from sandbox.state import State
+from sandbox.sqs.backend import Queues
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 EMULATED = {
@@ -142,22 +147,29 @@ class Sandbox:
             "AWS_SECRET_ACCESS_KEY": "sandbox",
             "AWS_SESSION_TOKEN": "sandbox",
         }
-        self.queues = Queues(stacks)
+        self.targets = Targets()
+        self.queues = Queues(stacks, self.targets)
         self.logs = FunctionLogs(self.state_dir / "logs", self.out,
                                  label=lambda function: self.lambda_.label(function))
         self._stops.append(self.logs.close)
-        self.lambda_ = LambdaService(stacks, self.state, self.queues, self.settings, base_env,
+        self.lambda_ = LambdaService(stacks, self.state, self.targets, self.settings, base_env,
                                      on_log=self.logs)
         self._stops.append(self.lambda_.close)
         self.runner = JobRunner(self.state, {})
-        self.bus = EventBus(stacks, self.state, self.lambda_, self.queues, self.settings,
+        self.bus = EventBus(stacks, self.state, self.targets, self.settings,
                             on_accept=self.runner.wake)
-        self.runner.handlers.update(delivery=self.bus.deliver, invoke=self.lambda_.run_async)
+        deliveries = Deliveries(self.state, self.settings)
+        self.runner.handlers.update({
+            DELIVERY: deliveries.handler(RuleDelivery(self.bus)),
+            INVOKE: deliveries.handler(AsyncInvocation(self.lambda_)),
+        })
         self.apis = [api for stack in stacks for api in RestApi.from_stack(stack)]
 
         self.extra_routes.update(Console.of(self).routes())
-        self.endpoint = Endpoint(self.port, self.bus, self.lambda_, self.apis,
-                                 self.dynamodb.endpoint_url, self.settings, self.extra_routes)
+        self.endpoint = Endpoint(self.port, self.bus,
+                                 ApiGateway(self.apis, self.lambda_, self.settings),
+                                 DynamoDBPassThrough(self.dynamodb.endpoint_url),
+                                 self.extra_routes)
         self.port = self.endpoint.port
         self._stops.append(self.endpoint.stop)
 

@@ -20,8 +20,8 @@ from urllib.parse import urlencode
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
+from sandbox.dynamodb.tables import Table, describe, find, scan
 from sandbox.journey import build_journey, newest_first, summary
-from sandbox.tables import Table, describe, find, scan
 
 # The sandbox is on this machine: never through a proxy the environment names.
 _LOCAL = urllib.request.build_opener(urllib.request.ProxyHandler({}))

@@ -21,6 +21,9 @@ from typing import Any
 from conftest import report
 from sandbox_process import STAMPS, SandboxProcess, failure_messages
 
+from sandbox.core.history import Record
+from sandbox.core.state import State
+
 
 def order_id_in(message: dict[str, Any]) -> str | None:
     """The order ID a failure-queue message is about: EventBridge's dead-letter queues hold the
@@ -70,12 +73,12 @@ def events_accepted(state: Path) -> int:
         db.close()
 
 
-def history(state: Path, kind: str) -> list[dict[str, Any]]:
-    """The sandbox's history records of one kind ('event', 'delivery', 'invocation', ...)."""
-    db = sqlite3.connect(state / "sandbox.db", timeout=10)
+def history(state: Path, kind: str) -> list[Record]:
+    """The sandbox's history records of one kind ('event', 'delivery', 'invocation', ...), as
+    the typed records the sandbox wrote."""
+    db = State(state / "sandbox.db")
     try:
-        rows = db.execute("SELECT record FROM history WHERE kind = ? ORDER BY id", (kind,))
-        return [json.loads(record) for (record,) in rows]
+        return [entry.record for entry in db.history(kind=kind, limit=1_000_000)]
     finally:
         db.close()
 

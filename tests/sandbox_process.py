@@ -20,7 +20,7 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from sandbox.dynamodb_local import free_port
+from sandbox.dynamodb.local import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 

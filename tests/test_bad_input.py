@@ -39,7 +39,7 @@ from sandbox_process import (
     wait_for,
 )
 
-from sandbox.put_events import MAX_REQUEST_BYTES
+from sandbox.events.put_events import MAX_REQUEST_BYTES
 
 pytestmark = pytest.mark.slow
 
@@ -89,7 +89,7 @@ def an_order(order_id: str) -> dict[str, Any]:
 
 def recorded_events(sandbox: SandboxProcess) -> dict[str, dict[str, Any]]:
     """Every event the bus wrote down, by id, with the bus and the rules it matched."""
-    return {record["event"]["id"]: record for record in history(sandbox.state, "event")}
+    return {record.event["id"]: record for record in history(sandbox.state, "event")}
 
 
 def wait_idle(sandbox: SandboxProcess) -> None:
@@ -148,7 +148,7 @@ def test_a_request_just_over_the_size_limit_fails_whole(sandbox: SandboxProcess,
     wait_idle(sandbox)
     items = stamped_items(sandbox)
     for entry, event_id in accepted:  # written down whole, and delivered to every consumer
-        assert json.dumps(events[event_id]["event"]["detail"]) == entry["Detail"]
+        assert json.dumps(events[event_id].event["detail"]) == entry["Detail"]
         order_id = json.loads(entry["Detail"])["data"]["ID"]
         assert all(stamp in items[order_id] for stamp in CONSUMER_STAMPS)
 
@@ -189,7 +189,7 @@ def test_failed_entries_are_reported_in_order_and_the_others_delivered(
     ids = [result.get("EventId") for result in answer["Entries"]]
     assert all(event_id in events for event_id in ids if event_id)
     dropped = events[ids[8]]
-    assert (dropped["bus"], dropped["rules"]) == ("no-such-bus", []), "accepted, then dropped"
+    assert (dropped.bus, dropped.rules) == ("no-such-bus", []), "accepted, then dropped"
     wait_idle(sandbox)
     items = stamped_items(sandbox)
     for order_id in good:
@@ -259,8 +259,8 @@ def test_out_of_range_times_deep_nesting_and_lone_surrogates_get_aws_answers(
     assert [result.get("ErrorCode") for result in answer["Entries"]] == [
         None, "MalformedDetail", "MalformedDetail", None]
     events = recorded_events(sandbox)
-    assert json.dumps(events[answer["Entries"][0]["EventId"]]["event"]["detail"]) == nested(500)
-    assert events[answer["Entries"][3]["EventId"]]["event"]["source"] == "bad-input-\ud800"
+    assert json.dumps(events[answer["Entries"][0]["EventId"]].event["detail"]) == nested(500)
+    assert events[answer["Entries"][3]["EventId"]].event["source"] == "bad-input-\ud800"
 
 
 # -- The REST API ------------------------------------------------------------------------------
@@ -304,18 +304,18 @@ def test_answers_that_are_not_proxy_responses_are_502_one_by_one(edge: SandboxPr
     paths = ["/test/malformed", "/test/crash", "/test/fine"] * 10
     with ThreadPoolExecutor(max_workers=10) as pool:
         answers = list(pool.map(lambda path: get(f"{edge.url}{path}"), paths))
-    by_request = {record["api_request_id"]: record for record in history(edge.state, "invocation")}
+    by_request = {record.api_request_id: record for record in history(edge.state, "invocation")}
     for path, (status, headers, body) in zip(paths, answers, strict=True):
         record = by_request[headers["x-amzn-RequestId"]]
         if path == "/test/fine":
-            assert (status, body, record["ok"]) == (200, b"/fine", True)
+            assert (status, body, record.ok) == (200, b"/fine", True)
             continue
         assert (status, json.loads(body)) == (502, {"message": "Internal server error"}), path
         if path == "/test/malformed":
-            assert record["ok"] is True
+            assert record.ok is True
         else:
-            assert (record["ok"], record["error_type"]) == (False, "RuntimeError")
-            assert record["error_message"] == "crashed on purpose"
+            assert (record.ok, record.error_type) == (False, "RuntimeError")
+            assert record.error_message == "crashed on purpose"
 
 
 # -- Events without an ID, for each consumer ---------------------------------------------------
@@ -365,8 +365,8 @@ def test_an_event_without_an_id_fails_each_consumer_into_its_own_queue(
     assert len(messages) == 3 * len(WITHOUT_ID) + len(WITHOUT_ID)  # order_created: 3 consumers
     tries: dict[str, int] = {}
     for record in history(sandbox.state, "invocation"):
-        if record.get("event_id") in event_ids:
-            tries[record["request_id"]] = tries.get(record["request_id"], 0) + 1
+        if record.event_id in event_ids:
+            tries[record.request_id] = tries.get(record.request_id, 0) + 1
     for message in messages:
         record = json.loads(message["body"])
         function_arn = record["requestContext"]["functionArn"]
@@ -560,15 +560,14 @@ def test_random_put_events_bodies_never_crash_the_sandbox_nor_lose_an_event(
     one()
     wait_idle(sandbox)
     events = recorded_events(sandbox)
-    delivered = {(r["event_id"], r["target"]) for r in history(sandbox.state, "delivery")
-                 if r["ok"]}
-    ran = {(r["event_id"], r["target_id"]) for r in history(sandbox.state, "invocation")
-           if r["ok"] and "event_id" in r}
-    failed = {(r["event_id"], r["target_id"]) for r in history(sandbox.state, "dead-letter")
-              if r.get("source") == "lambda"}
+    delivered = {(r.event_id, r.target) for r in history(sandbox.state, "delivery") if r.ok}
+    ran = {(r.event_id, r.target_id) for r in history(sandbox.state, "invocation")
+           if r.ok and r.event_id}
+    failed = {(r.event_id, r.target_id) for r in history(sandbox.state, "dead-letter")
+              if r.source == "lambda"}
     matched = 0
     for event_id in accepted:
-        for rule in events[event_id]["rules"]:
+        for rule in events[event_id].rules:
             targets = sandbox.client("events").list_targets_by_rule(
                 Rule=rule, EventBusName=bus)["Targets"]
             for target in targets:

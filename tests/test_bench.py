@@ -17,6 +17,7 @@ from bench import analysis
 from bench.analysis import percentile
 from bench.assembly import TWIN_STAGE, twin_template
 from bench.orders import Order
+from sandbox.core.history import InvocationRun
 
 REQUIRED = ("e2e_p50_ms", "e2e_p99_ms", "floor_ms", "throughput_orders_s", "ceiling_orders_s",
             "warm_ratio", "orders_lost")
@@ -54,10 +55,11 @@ def test_a_missing_assembly_says_to_synthesize_first(tmp_path: Path) -> None:
 
 
 def run(function: str, service: str, delivered: float, duration_ms: float, event_id: str,
-        ok: bool = True, attempt: int = 1) -> dict[str, Any]:
-    return {"function": function, "service": service, "delivered": delivered,
-            "duration_ms": duration_ms, "event_id": event_id, "ok": ok, "attempt": attempt,
-            "init_duration_ms": None}
+        ok: bool = True, attempt: int = 1) -> InvocationRun:
+    return InvocationRun(request_id=f"{function}-{attempt}", function=function, service=service,
+                         ok=ok, started=delivered, delivered=delivered, duration_ms=duration_ms,
+                         init_duration_ms=None, max_memory_mb=0, memory_mb=128,
+                         event_id=event_id, attempt=attempt)
 
 
 def traced_order() -> Order:
@@ -66,9 +68,10 @@ def traced_order() -> Order:
     logistic runs 100.027-100.037; invoice ends last of all at 100.040."""
     order = Order("prod", "single", sent=100.0, answered=100.02, status=200, order_id="o1",
                   api_request_id="r1")
-    order.api = {"function": "order", "service": "OrderService", "delivered": 100.001,
-                 "received": 100.0005, "duration_ms": 15.0, "ok": True,
-                 "init_duration_ms": None}
+    order.api = InvocationRun(request_id="r1", function="order", service="OrderService",
+                              ok=True, started=100.0005, delivered=100.001, duration_ms=15.0,
+                              init_duration_ms=None, max_memory_mb=0, memory_mb=128,
+                              trigger="api", api_request_id="r1", received=100.0005)
     order.events = [{"id": "e1", "at": 100.010, "detail-type": "order_created"},
                     {"id": "e2", "at": 100.025, "detail-type": "fulfilment_completed"}]
     order.invocations = [
@@ -104,7 +107,7 @@ def test_hops_count_first_attempts_only() -> None:
 
 def test_an_order_missing_a_step_has_no_end_to_end_time() -> None:
     order = traced_order()
-    order.invocations = [r for r in order.invocations if r["function"] != "invoice"]
+    order.invocations = [r for r in order.invocations if r.function != "invoice"]
     assert analysis.e2e_ms(order) is None
 
 

@@ -16,7 +16,7 @@ import boto3
 import pytest
 from conftest import SynthesizedApp, import_path
 
-from sandbox.event_patterns import matches
+from sandbox.events.patterns import matches
 
 ACCOUNT, REGION = "123456789012", "us-east-1"
 

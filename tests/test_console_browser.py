@@ -19,9 +19,9 @@ from typing import Any
 import pytest
 from sandbox_process import ROOT, SandboxProcess, wait_for
 
-from sandbox.console import Console, api_calls, failure_message, static_file
-from sandbox.rest_api import Method, RestApi
-from sandbox.state import Message
+from sandbox.apigateway.rest_api import Method, RestApi
+from sandbox.console.api import Console, api_calls, failure_message, static_file
+from sandbox.core.state import Message
 
 ARTIFACTS = ROOT / "tests" / "artifacts"
 CHROMIUM = shutil.which("chromium") or (

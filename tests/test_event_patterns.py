@@ -3,7 +3,7 @@ numbers, `$or`, the nested forms, and clear errors for patterns AWS would refuse
 
 import pytest
 
-from sandbox.event_patterns import (
+from sandbox.events.patterns import (
     EventPattern,
     InvalidEventPatternError,
     compile_pattern,

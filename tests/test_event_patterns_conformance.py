@@ -10,7 +10,7 @@ import json
 import pytest
 from eventbridge_corpus import AWS_ERRORS, CASES, CORPUS, load
 
-from sandbox.event_patterns import InvalidEventPatternError, compile_pattern, matches
+from sandbox.events.patterns import InvalidEventPatternError, compile_pattern, matches
 
 
 def test_the_corpus_is_whole() -> None:

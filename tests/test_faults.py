@@ -38,6 +38,8 @@ from sandbox_process import (
     workers,
 )
 
+from sandbox.core.history import InvocationRun
+
 pytestmark = pytest.mark.slow
 
 CONSUMER_LABELS = ("InvoiceService", "FulfilmentService", "ForecastingService", "LogisticService")
@@ -129,7 +131,7 @@ def table_answers(sandbox: SandboxProcess) -> bool:
 
 def order_of_event(state: Path) -> dict[str, str]:
     """Event id -> the order ID it carries, from the events the bus accepted."""
-    return {record["event"]["id"]: record["event"]["detail"].get("data", {}).get("ID")
+    return {record.event["id"]: record.event["detail"].get("data", {}).get("ID")
             for record in history(state, "event")}
 
 
@@ -173,24 +175,24 @@ def test_a_worker_killed_in_the_middle_of_an_invocation_loses_no_order(
     sent = len(accepted)
     account = settle(sandbox, sent, accepted, "faults/worker killed mid-invocation")
     invocations = history(sandbox.state, "invocation")
-    first_tries: dict[str, dict[str, Any]] = {}
+    first_tries: dict[str, InvocationRun] = {}
     for record in invocations:
-        if record["request_id"] in in_flight:
-            first_tries.setdefault(record["request_id"], record)
+        if record.request_id in in_flight:
+            first_tries.setdefault(record.request_id, record)
     # (One that was only writing its END when the kill came finished first: not killed.)
-    killed = [record for record in first_tries.values() if not record["ok"]]
+    killed = [record for record in first_tries.values() if not record.ok]
     report(f"faults/worker killed mid-invocation: {len(victims)} workers killed, "
           f"{len(killed)} invocations killed in flight, each retried")
     assert killed, "no consumer was inside an invocation when its worker was killed"
     assert account.lost == []
     assert account.completed == set(accepted)
     orders = order_of_event(sandbox.state)
-    succeeded = {r["request_id"] for r in invocations if r["ok"]}
+    succeeded = {r.request_id for r in invocations if r.ok}
     for record in killed:
-        assert record["error_type"] == "Runtime.ExitError"
-        assert "signal: killed" in record["error_message"]
-        assert record["request_id"] in succeeded, "Lambda retried the same invocation"
-        assert orders[record["event_id"]] in account.completed
+        assert record.error_type == "Runtime.ExitError"
+        assert "signal: killed" in (record.error_message or "")
+        assert record.request_id in succeeded, "Lambda retried the same invocation"
+        assert orders[record.event_id or ""] in account.completed
 
 
 def test_injected_faults_end_in_retries_or_failure_queues_with_the_reason(
@@ -215,10 +217,10 @@ def test_injected_faults_end_in_retries_or_failure_queues_with_the_reason(
 
     invocations = history(sandbox.state, "invocation")
     deliveries = history(sandbox.state, "delivery")
-    assert any(r.get("error_type") == "Sandbox.InjectedFault" for r in invocations)
-    assert any(r["ok"] and r.get("attempt", 1) > 1 for r in invocations), "retried, then succeeded"
-    assert any(r.get("error_code") == "ThrottlingException" for r in deliveries)
-    assert any(r["ok"] and r["attempt"] > 1 for r in deliveries), "redelivered"
+    assert any(r.error_type == "Sandbox.InjectedFault" for r in invocations)
+    assert any(r.ok and (r.attempt or 1) > 1 for r in invocations), "retried, then succeeded"
+    assert any(r.error_code == "ThrottlingException" for r in deliveries)
+    assert any(r.ok and r.attempt > 1 for r in deliveries), "redelivered"
     for message in failure_messages(sandbox.state):
         if "ERROR_CODE" in message["attributes"]:  # EventBridge gave up delivering
             assert message["reason"].startswith("ThrottlingException: "), message
@@ -283,7 +285,8 @@ def test_dynamodb_local_killed_is_restarted_with_every_item(
     account = settle(sandbox, 40, around + after, "faults/DynamoDB Local killed")
     items_after = stamped_items(sandbox)
     kept = sum(items_after.get(order_id) == item for order_id, item in items_before.items())
-    retried = sum(not r["ok"] and "event_id" in r for r in history(sandbox.state, "invocation"))
+    retried = sum(not r.ok and r.event_id is not None
+                  for r in history(sandbox.state, "invocation"))
     report(f"faults/DynamoDB Local killed: {refused} orders refused (500) while it was down, "
           f"{retried} consumer invocations failed and were retried; items before "
           f"{len(items_before)}, unchanged after the restart {kept}")

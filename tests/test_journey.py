@@ -1,7 +1,7 @@
 """An item's journey built from the sandbox's history: pure, no server.
 
-The history here has the shapes `State.history()` gives (see sandbox/state.py and the records
-EventBus and LambdaService write), for orders flowing as the choreography spec says.
+The history here is the typed records `State.history()` gives (sandbox/core/history.py), for
+orders flowing as the choreography spec says.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from sandbox.core.history import KINDS, Entry
 from sandbox.journey import (
     HistoryIndex,
     attribute_logs,
@@ -46,10 +47,10 @@ class History:
     """Records as the sandbox writes them, with ids in the order they are written."""
 
     def __init__(self) -> None:
-        self.records: list[tuple[int, float, str, dict[str, Any]]] = []
+        self.records: list[Entry] = []
 
     def add(self, at: float, kind: str, record: dict[str, Any]) -> None:
-        self.records.append((len(self.records) + 1, at, kind, record))
+        self.records.append(Entry(len(self.records) + 1, at, KINDS[kind](**record)))
 
     def event(self, at: float, detail_type: str, source: str, order_id: str | None,
               rules: list[str]) -> str:
@@ -64,7 +65,7 @@ class History:
     def delivery(self, at: float, event_id: str, rule: str, service: str, attempt: int = 1,
                  error: tuple[str, str] | None = None) -> None:
         record = {"event_id": event_id, "rule": rule, "target": ARN + FUNCTIONS[service],
-                  "attempt": attempt, "ok": error is None}
+                  "target_id": "Target0", "attempt": attempt, "ok": error is None}
         if error:
             record.update(error_code=error[0], error_message=error[1])
         self.add(at, "delivery", record)
@@ -75,7 +76,8 @@ class History:
                    **context: Any) -> str:
         request_id = request_id or str(uuid.uuid4())
         record = {"request_id": request_id, "function": FUNCTIONS[service], "service": service,
-                  "ok": error is None, "started": started, "duration_ms": duration_ms,
+                  "ok": error is None, "started": started, "delivered": started,
+                  "duration_ms": duration_ms,
                   "init_duration_ms": init_ms, "max_memory_mb": 50, "memory_mb": 256, **context}
         if error:
             record.update(error_type=error[0], error_message=error[1])
@@ -225,10 +227,10 @@ def test_an_items_records_are_found_by_its_key_and_no_other_items_are() -> None:
 
     mine = index.records_of("order-1")
     theirs = index.records_of("order-2")
-    assert {r[0] for r in mine} | {r[0] for r in theirs} == {r[0] for r in history.records}
-    assert not {r[0] for r in mine} & {r[0] for r in theirs}
-    assert [r[0] for r in mine] == sorted(r[0] for r in mine)
-    kinds = [r[2] for r in mine]
+    assert {r.id for r in mine} | {r.id for r in theirs} == {r.id for r in history.records}
+    assert not {r.id for r in mine} & {r.id for r in theirs}
+    assert [r.id for r in mine] == sorted(r.id for r in mine)
+    kinds = [r.kind for r in mine]
     assert kinds.count("event") == 2 and kinds.count("delivery") == 4
     assert kinds.count("invocation") == 5  # the API call found by its answer, four by event
     assert index.records_of("order-3") == []
@@ -240,7 +242,8 @@ def test_an_item_is_in_progress_until_every_delivery_it_is_owed_has_ended(cut: s
     item = one_order(history, "order-1")
     rule_targets = dict(RULE_TARGETS)
     if cut == "last invocation":
-        history.records = [r for r in history.records if r[3].get("service") != "LogisticService"]
+        history.records = [r for r in history.records
+                           if getattr(r.record, "service", None) != "LogisticService"]
     else:
         rule_targets[(BUS, "order_created")] = 4  # a fourth target has not been delivered to
     assert journey_of(history, item, rule_targets=rule_targets)["status"] == "in progress"
@@ -373,8 +376,8 @@ def test_log_lines_go_to_the_run_that_wrote_them() -> None:
 def test_an_invocation_shows_its_log_lines_and_report() -> None:
     history = History()
     item = one_order(history, "order-1")
-    [(invoice_id, other_id)] = [(r[3]["request_id"], "someone-else") for r in history.records
-                                if r[3].get("service") == "InvoiceService"]
+    [(invoice_id, other_id)] = [(r.record.request_id, "someone-else") for r in history.records
+                                if getattr(r.record, "service", None) == "InvoiceService"]
     logs = {"InvoiceService": [
         f"START RequestId: {other_id} Version: $LATEST",
         f"START RequestId: {invoice_id} Version: $LATEST",

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from sandbox_process import alive
 
-from sandbox.lambda_runtime_api import (
+from sandbox.lambda_.runtime_api import (
     FunctionConfig,
     FunctionWorkers,
     Invocation,

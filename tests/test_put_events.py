@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from sandbox.put_events import (
+from sandbox.events.put_events import (
     MAX_ENTRIES,
     MAX_REQUEST_BYTES,
     PutEventsRequestError,

@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from sandbox.assembly import AssemblyError, read_assembly
-from sandbox.rest_api import (
+from sandbox.apigateway.rest_api import (
     ENDPOINT_TIMEOUT,
     INTERNAL_SERVER_ERROR,
     MISSING_AUTH_TOKEN,
@@ -19,6 +18,7 @@ from sandbox.rest_api import (
     proxy_event,
     proxy_response,
 )
+from sandbox.assembly import AssemblyError, read_assembly
 
 FIXTURE = Path(__file__).parent / "fixtures" / "shop-assembly"
 ORDER_FN = "arn:aws:lambda:us-east-1:000000000000:function:Shop-OrderFn"

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
-from sandbox.state import Job, State
+from sandbox.core.state import Job, State
 
 log = logging.getLogger(__name__)
 

@@ -17,9 +17,11 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from sandbox.core.history import Entry, Record, dumps, loads
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -37,16 +39,20 @@ CREATE TABLE IF NOT EXISTS messages (
     queue TEXT NOT NULL,           -- queue ARN
     body TEXT NOT NULL,
     attributes TEXT NOT NULL,      -- JSON: message attributes, name -> string value
-    sent REAL NOT NULL
+    sent REAL NOT NULL,
+    group_id TEXT                  -- a FIFO queue's MessageGroupId
 );
 CREATE INDEX IF NOT EXISTS messages_queue ON messages (queue, sent);
 CREATE TABLE IF NOT EXISTS history (
     id INTEGER PRIMARY KEY,
     at REAL NOT NULL,
-    kind TEXT NOT NULL,            -- 'event', 'delivery', 'invocation', 'dead-letter'
+    kind TEXT NOT NULL,            -- a record's KIND (sandbox.core.history)
     record TEXT NOT NULL           -- JSON
 );
+CREATE INDEX IF NOT EXISTS history_kind ON history (kind, id);
 """
+# Columns added since the first state folders: added to an older file at start.
+ADDED_COLUMNS = {"messages": {"group_id": "TEXT"}}
 
 
 @dataclass(frozen=True)
@@ -77,6 +83,23 @@ class Message:
     body: str
     attributes: dict[str, str]
     sent: float
+    group_id: str | None = None
+
+
+@dataclass
+class Writes:
+    """What one step of work leaves behind, committed together with the end of the job that did
+    it (`State.add(..., done=job.id)`): follow-up jobs, queue messages and history."""
+
+    jobs: list[NewJob] = field(default_factory=list)
+    messages: list[Message] = field(default_factory=list)
+    history: list[Record] = field(default_factory=list)
+
+    def __iadd__(self, other: Writes) -> Writes:
+        self.jobs += other.jobs
+        self.messages += other.messages
+        self.history += other.history
+        return self
 
 
 class State:
@@ -89,6 +112,11 @@ class State:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(SCHEMA)
+        for table, columns in ADDED_COLUMNS.items():
+            have = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
+            for name, kind in columns.items():
+                if name not in have:
+                    self._db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
         self._lock = threading.Lock()
 
     def close(self) -> None:
@@ -104,7 +132,7 @@ class State:
         self,
         jobs: Iterable[NewJob] = (),
         messages: Iterable[Message] = (),
-        history: Iterable[tuple[str, dict[str, Any]]] = (),
+        history: Iterable[Record] = (),
         done: int | None = None,
     ) -> None:
         """Record new work, queue messages and history and finish job `done`, all or nothing:
@@ -123,18 +151,27 @@ class State:
                 ],
             )
             db.executemany(
-                "INSERT INTO messages (id, queue, body, attributes, sent) VALUES (?, ?, ?, ?, ?)",
-                [(m.id, m.queue, m.body, json.dumps(m.attributes), m.sent) for m in messages],
+                "INSERT INTO messages (id, queue, body, attributes, sent, group_id) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                [(m.id, m.queue, m.body, json.dumps(m.attributes), m.sent, m.group_id)
+                 for m in messages],
             )
             db.executemany(
                 "INSERT INTO history (at, kind, record) VALUES (?, ?, ?)",
-                [(now, kind, json.dumps(record)) for kind, record in history],
+                [(now, record.KIND, dumps(record)) for record in history],
             )
 
-    def retry(self, job: Job, due: float) -> None:
+    def commit(self, writes: Writes, done: int | None = None) -> None:
+        self.add(writes.jobs, writes.messages, writes.history, done)
+
+    def retry(self, job: Job, due: float, history: Iterable[Record] = ()) -> None:
         with self._transaction() as db:
             db.execute(
                 "UPDATE jobs SET attempt = attempt + 1, due = ? WHERE id = ?", (due, job.id)
+            )
+            db.executemany(
+                "INSERT INTO history (at, kind, record) VALUES (?, ?, ?)",
+                [(time.time(), record.KIND, dumps(record)) for record in history],
             )
 
     def due_jobs(self, now: float, exclude: set[int], limit: int) -> list[Job]:
@@ -163,27 +200,31 @@ class State:
     # Queue messages
 
     def messages(self, queue: str | None = None) -> list[Message]:
-        query = "SELECT id, queue, body, attributes, sent FROM messages"
+        query = "SELECT id, queue, body, attributes, sent, group_id FROM messages"
         args: tuple[str, ...] = ()
         if queue is not None:
             query += " WHERE queue = ?"
             args = (queue,)
         with self._lock:
             rows = self._db.execute(query + " ORDER BY sent", args).fetchall()
-        return [Message(r[0], r[1], r[2], json.loads(r[3]), r[4]) for r in rows]
+        return [Message(r[0], r[1], r[2], json.loads(r[3]), r[4], r[5]) for r in rows]
 
     # History
 
-    def record(self, kind: str, record: dict[str, Any]) -> None:
-        self.add(history=[(kind, record)])
+    def record(self, record: Record) -> None:
+        self.add(history=[record])
 
-    def history(self, since_id: int = 0, limit: int = 10_000) -> list[tuple[int, float, str, dict]]:
+    def history(self, since_id: int = 0, limit: int = 10_000,
+                kind: str | None = None) -> list[Entry]:
+        """The records after `since_id`, oldest first; only those of `kind` when given."""
+        query = "SELECT id, at, kind, record FROM history WHERE id > ?"
+        args: tuple[Any, ...] = (since_id,)
+        if kind is not None:
+            query += " AND kind = ?"
+            args += (kind,)
         with self._lock:
-            rows = self._db.execute(
-                "SELECT id, at, kind, record FROM history WHERE id > ? ORDER BY id LIMIT ?",
-                (since_id, limit),
-            ).fetchall()
-        return [(r[0], r[1], r[2], json.loads(r[3])) for r in rows]
+            rows = self._db.execute(query + " ORDER BY id LIMIT ?", (*args, limit)).fetchall()
+        return [Entry(r[0], r[1], loads(r[2], r[3])) for r in rows]
 
 
 class _Transaction:

@@ -19,7 +19,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
-from sandbox.dynamodb_local import client as local_client
+from sandbox.apigateway.rest_api import RestApi
+from sandbox.core.history import InvocationRun
+from sandbox.core.state import Message, State
+from sandbox.core.wire import Response
+from sandbox.dynamodb.local import client as local_client
+from sandbox.dynamodb.tables import Table, describe, find, scan
 from sandbox.journey import (
     HistoryIndex,
     build_journey,
@@ -29,15 +34,12 @@ from sandbox.journey import (
     summary,
     values_in_message,
 )
-from sandbox.rest_api import RestApi
-from sandbox.state import Message, State
-from sandbox.tables import Table, describe, find, scan
 
 if TYPE_CHECKING:
     from sandbox.sandbox import Sandbox
 
 PREFIX = "/console"
-STATIC_DIR = Path(__file__).resolve().parent / "console"
+STATIC_DIR = Path(__file__).resolve().parent
 STATIC_TYPES = {
     "index.html": "text/html; charset=utf-8",
     "app.js": "text/javascript; charset=utf-8",
@@ -51,7 +53,6 @@ SECURITY_HEADERS = [
 ]
 LIST_LIMIT = 200  # items in the list, messages of a queue: the newest
 
-Response = tuple[int, list[tuple[str, str]], bytes]
 
 
 # Pure parts
@@ -163,7 +164,8 @@ class Console:
         rules = [rule for rules in sandbox.bus.rules.values() for rule in rules if rule.enabled]
         queues = {target.dead_letter_arn for rule in rules for target in rule.targets
                   if target.dead_letter_arn}
-        queues |= {c.on_failure for c in sandbox.lambda_.async_configs.values() if c.on_failure}
+        queues |= {arn for c in sandbox.lambda_.async_configs.values()
+                   for arn in (c.on_failure, c.dead_letter) if arn and arn in sandbox.queues.names}
         return cls(
             state=sandbox.state,
             dynamodb=local_client(sandbox.dynamodb.endpoint_url),
@@ -272,7 +274,7 @@ class Console:
         key = str(item.get(table.key_name, ""))
         with self._lock:
             records = self.index.records_of(key)
-        services = {body["service"] for _, _, kind, body in records if kind == "invocation"}
+        services = {r.record.service for r in records if isinstance(r.record, InvocationRun)}
         logs = {service: self._log(service) for service in sorted(services)} if with_logs else {}
         return build_journey(item, table.key_name, table.name, records, logs,
                              self.rule_targets, self.labels)

@@ -56,6 +56,7 @@ class FunctionConfig:
     timeout_s: float
     memory_mb: int
     environment: dict[str, str]
+    dead_letter_arn: str | None = None  # DeadLetterConfig.TargetArn: a queue or topic
 
 
 @dataclass(frozen=True)

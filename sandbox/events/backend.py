@@ -2,26 +2,28 @@
 
 An accepted event is written down (one delivery job per matching rule target) before
 PutEvents answers, so it is delivered even if the sandbox is killed right after. A delivery
-that fails is retried under the target's retry policy, then written to the target's
-dead-letter queue with the attributes EventBridge sets; without a DLQ it is dropped, as on AWS.
-Delivering to a Lambda target means Lambda accepting an asynchronous invocation: from then on
-failures are Lambda's to retry (`LambdaService.run_async`).
+that fails is retried under the target's retry policy (`sandbox.core.delivery`), then written
+to the target's dead-letter queue with the attributes EventBridge sets; without a DLQ it is
+dropped, as on AWS. A target is anything `Targets` knows by ARN: delivering to a Lambda target
+means Lambda accepting an asynchronous invocation, and from then on failures are Lambda's to
+retry.
 """
 
 from __future__ import annotations
 
 import json
-import random
-import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from sandbox.assembly import ACCOUNT, Stack
-from sandbox.event_patterns import EventPattern, InvalidEventPatternError, compile_pattern
-from sandbox.lambda_service import FunctionNotFound, LambdaService
-from sandbox.put_events import (
+from sandbox.core.delivery import EVENTBRIDGE, Failure, RetryPolicy
+from sandbox.core.history import DeadLetter, DeliveryAttempt, EventPut, Record
+from sandbox.core.state import Job, NewJob, State, Writes
+from sandbox.core.targets import Parcel, Targets
+from sandbox.events.patterns import EventPattern, InvalidEventPatternError, compile_pattern
+from sandbox.events.put_events import (
     PutEventsRequestError,
     bus_name,
     check_entry,
@@ -29,16 +31,11 @@ from sandbox.put_events import (
     envelope,
 )
 from sandbox.settings import Settings
-from sandbox.sqs import Queues
-from sandbox.state import Job, NewJob, State
 
 BUS = "AWS::Events::EventBus"
 RULE = "AWS::Events::Rule"
 DEFAULT_BUS = "default"
-DEFAULT_RETRY_ATTEMPTS = 185
-DEFAULT_MAX_AGE_S = 24 * 3600
-FIRST_RETRY_DELAY_S = 1.0
-MAX_RETRY_DELAY_S = 300.0
+DELIVERY = "delivery"  # the job kind of one event to one target
 
 
 class EventsApiError(Exception):
@@ -54,25 +51,18 @@ class EventsApiError(Exception):
 class Target:
     id: str
     arn: str
-    retry_attempts: int
-    max_age_s: int
+    policy: RetryPolicy
     dead_letter_arn: str | None
     input: str | None  # constant JSON replacing the event, as `Input` says
+    group_id: str | None = None  # SqsParameters.MessageGroupId, for a FIFO queue
+    template: dict[str, Any] = field(default_factory=dict)  # the target as the template has it
+
+    def payload(self, event: dict[str, Any]) -> str:
+        """What the target receives for `event`."""
+        return self.input if self.input is not None else json.dumps(event)
 
     def describe(self) -> dict[str, Any]:
-        description: dict[str, Any] = {
-            "Id": self.id,
-            "Arn": self.arn,
-            "RetryPolicy": {
-                "MaximumRetryAttempts": self.retry_attempts,
-                "MaximumEventAgeInSeconds": self.max_age_s,
-            },
-        }
-        if self.dead_letter_arn:
-            description["DeadLetterConfig"] = {"Arn": self.dead_letter_arn}
-        if self.input is not None:
-            description["Input"] = self.input
-        return description
+        return self.template or {"Id": self.id, "Arn": self.arn}
 
 
 @dataclass(frozen=True)
@@ -124,10 +114,12 @@ def read_rules(stack: Stack) -> list[Rule]:
                 Target(
                     id=target["Id"],
                     arn=target["Arn"],
-                    retry_attempts=int(policy.get("MaximumRetryAttempts", DEFAULT_RETRY_ATTEMPTS)),
-                    max_age_s=int(policy.get("MaximumEventAgeInSeconds", DEFAULT_MAX_AGE_S)),
+                    policy=EVENTBRIDGE.limited(policy.get("MaximumRetryAttempts"),
+                                               policy.get("MaximumEventAgeInSeconds")),
                     dead_letter_arn=target.get("DeadLetterConfig", {}).get("Arn"),
                     input=target.get("Input"),
+                    group_id=target.get("SqsParameters", {}).get("MessageGroupId"),
+                    template=target,
                 )
             )
         bus = props.get("EventBusName", DEFAULT_BUS).split("/")[-1]
@@ -153,14 +145,12 @@ class EventBus:
         self,
         stacks: list[Stack],
         state: State,
-        lambda_: LambdaService,
-        queues: Queues,
+        targets: Targets,
         settings: Settings,
         on_accept: Any = None,
     ) -> None:
         self.state = state
-        self.lambda_ = lambda_
-        self.queues = queues
+        self.targets = targets
         self.settings = settings
         self.on_accept = on_accept or (lambda: None)
         self.region = stacks[0].region if stacks else "us-east-1"
@@ -173,6 +163,8 @@ class EventBus:
                 self.rules.setdefault(name, [])
             for rule in read_rules(stack):
                 self.rules.setdefault(rule.bus, []).append(rule)
+        for name, arn in self.buses.items():
+            targets.register(arn, _BusSink(self, name))
 
     # The API
 
@@ -183,8 +175,7 @@ class EventBus:
             raise EventsApiError(error.code, str(error)) from None
         now = datetime.now(UTC)
         results: list[dict[str, str]] = []
-        jobs: list[NewJob] = []
-        history: list[tuple[str, dict[str, Any]]] = []
+        writes = Writes()
         for entry in entries:
             problem = check_entry(entry)
             if problem:
@@ -193,20 +184,25 @@ class EventBus:
             event_id = str(uuid.uuid4())
             event = envelope(entry, ACCOUNT, self.region, now, event_id)
             results.append({"EventId": event_id})
-            bus = bus_name(entry)
-            matched = self.route(bus, event)
-            history.append(("event", {"bus": bus, "event": event,
-                                      "rules": sorted({rule.name for rule, _ in matched})}))
-            jobs += [
-                NewJob("delivery", target.arn,
-                       {"event": event, "rule": rule.arn, "rule_name": rule.name,
-                        "target_id": target.id, "bus": bus})
-                for rule, target in matched
-            ]
-        self.state.add(jobs=jobs, history=history)
+            writes += self.accept(bus_name(entry), event, "put-events")
+        self.state.commit(writes)
         self.on_accept()
         failed = sum("ErrorCode" in r for r in results)
         return {"FailedEntryCount": failed, "Entries": results}
+
+    def accept(self, bus: str, event: dict[str, Any], via: str) -> Writes:
+        """An event on `bus`: one delivery job per matching rule target, and its history."""
+        matched = self.route(bus, event)
+        jobs = [
+            NewJob(DELIVERY, target.arn,
+                   {"event": event, "rule": rule.arn, "rule_name": rule.name,
+                    "target_id": target.id, "bus": bus})
+            for rule, target in matched
+        ]
+        history: list[Record] = [
+            EventPut(bus, event, sorted({rule.name for rule, _ in matched}), via)
+        ]
+        return Writes(jobs=jobs, history=history)
 
     def route(self, bus: str, event: dict[str, Any]) -> list[tuple[Rule, Target]]:
         """Each (rule, target) whose rule matches: an unknown bus has no rules, so its events
@@ -265,8 +261,6 @@ class EventBus:
     def list_targets_by_rule(self, body: dict[str, Any]) -> dict[str, Any]:
         return {"Targets": [t.describe() for t in self._rule(body, "Rule").targets]}
 
-    # Delivery
-
     def target(self, job: Job) -> Target:
         for rule in self.rules.get(job.payload["bus"], []):
             if rule.arn == job.payload["rule"]:
@@ -274,65 +268,85 @@ class EventBus:
                     if target.id == job.payload["target_id"]:
                         return target
         # The rule or target is gone from the template since the event was accepted.
-        return Target(job.payload["target_id"], job.target, 0, 0, None, None)
+        return Target(job.payload["target_id"], job.target, EVENTBRIDGE.limited(0), None, None)
 
-    def deliver(self, job: Job) -> None:
-        """Hand one event to one target, durably: the job ends in the same transaction that
-        records what the target accepted, or that writes it to the dead-letter queue."""
-        target = self.target(job)
+
+class _BusSink:
+    """A bus as a target: of another bus's rule (cross-bus), or of a Lambda destination. What
+    it receives is an event, which it routes through its own rules."""
+
+    def __init__(self, bus: EventBus, name: str) -> None:
+        self.bus = bus
+        self.name = name
+
+    def accept(self, parcel: Parcel) -> Writes:
+        try:
+            event = json.loads(parcel.body)
+        except ValueError:
+            event = None
+        if not isinstance(event, dict) or "detail-type" not in event:
+            raise Failure("MalformedDetail", f"what reached bus {self.name} is not an event",
+                          retryable=False)
+        return self.bus.accept(self.name, event, parcel.via)
+
+
+class RuleDelivery:
+    """The `Hop` of one event to one rule target, under the target's retry policy."""
+
+    def __init__(self, bus: EventBus) -> None:
+        self.bus = bus
+
+    def policy(self, job: Job) -> RetryPolicy:
+        return self.bus.target(job).policy
+
+    def attempt(self, job: Job) -> Writes:
+        target = self.bus.target(job)
         event = job.payload["event"]
-        payload = json.loads(target.input) if target.input is not None else event
+        if self.bus.settings.inject(self.bus.settings.delivery_fault_share):
+            raise Failure("ThrottlingException", "Rate exceeded (fault injected)")
+        body = target.payload(event)
         context = {"event_id": event["id"], "rule": job.payload["rule_name"],
                    "target_id": target.id}
-        record = {**context, "target": target.arn, "attempt": job.attempt + 1}
-        try:
-            if self.settings.inject(self.settings.delivery_fault_share):
-                raise EventsApiError("ThrottlingException", "Rate exceeded (fault injected)")
-            if target.arn in self.queues:
-                message = self.queues.message(target.arn, json.dumps(payload), {})
-                self.state.add(messages=[message], done=job.id,
-                               history=[("delivery", {**record, "ok": True})])
-            elif target.arn.startswith("arn:aws:lambda:"):
-                invoke = self.lambda_.async_job(target.arn, payload, **context)
-                self.state.add(jobs=[invoke], done=job.id,
-                               history=[("delivery", {**record, "ok": True})])
-            else:
-                raise EventsApiError("UnsupportedTarget",
-                                     f"The sandbox does not deliver to {target.arn}")
-        except FunctionNotFound as error:
-            self.fail(job, target, "ResourceNotFoundException", str(error), retryable=False)
-        except EventsApiError as error:
-            retryable = error.code == "ThrottlingException"
-            self.fail(job, target, error.code, error.message, retryable)
+        parcel = Parcel(body, context, group_id=target.group_id, via="bus")
+        writes = self.bus.targets.deliver(target.arn, parcel)
+        writes.history.append(self._record(job, target, ok=True, body=body))
+        return writes
 
-    def fail(self, job: Job, target: Target, code: str, message: str, retryable: bool) -> None:
-        delay = min(FIRST_RETRY_DELAY_S * 2**job.attempt, MAX_RETRY_DELAY_S)
-        delay *= random.uniform(0.5, 1.0) * self.settings.retry_scale
-        too_old = time.time() + delay - job.created > target.max_age_s
-        record = {"event_id": job.payload["event"]["id"], "rule": job.payload["rule_name"],
-                  "target": target.arn, "attempt": job.attempt + 1, "ok": False,
-                  "error_code": code, "error_message": message}
-        if retryable and job.attempt < target.retry_attempts and not too_old:
-            self.state.record("delivery", record)
-            self.state.retry(job, time.time() + delay)
-            return
+    def retrying(self, job: Job, failure: Failure) -> list[Record]:
+        return [self._record(job, self.bus.target(job), ok=False, failure=failure)]
+
+    def give_up(self, job: Job, failure: Failure, exhausted: str | None) -> Writes:
+        target = self.bus.target(job)
+        event = job.payload["event"]
         attributes = {
             "RULE_ARN": job.payload["rule"],
             "TARGET_ARN": target.arn,
-            "ERROR_CODE": code,
-            "ERROR_MESSAGE": message,
+            "ERROR_CODE": failure.code,
+            "ERROR_MESSAGE": failure.message,
             "RETRY_ATTEMPTS": str(job.attempt),
         }
-        if retryable:
-            attributes["EXHAUSTED_RETRY_CONDITION"] = (
-                "MaximumEventAgeInSeconds" if too_old else "MaximumRetryAttempts"
-            )
-        messages = []
-        if target.dead_letter_arn and target.dead_letter_arn in self.queues:
-            messages.append(self.queues.message(target.dead_letter_arn,
-                                                json.dumps(job.payload["event"]), attributes))
-        history = [("delivery", record),
-                   ("dead-letter", {"queue": target.dead_letter_arn, "source": "eventbridge",
-                                    "event_id": job.payload["event"]["id"],
-                                    "event": job.payload["event"], "attributes": attributes})]
-        self.state.add(messages=messages, history=history, done=job.id)
+        if exhausted:
+            attributes["EXHAUSTED_RETRY_CONDITION"] = exhausted
+        writes = Writes(history=[self._record(job, target, ok=False, failure=failure)])
+        queue = target.dead_letter_arn
+        if queue:
+            try:
+                writes += self.bus.targets.deliver(
+                    queue, Parcel(json.dumps(event), attributes=attributes))
+            except Failure:
+                queue = None  # the DLQ names nothing: dropped, as on AWS
+        writes.history.append(DeadLetter(queue, "eventbridge", event_id=event["id"], event=event,
+                                         attributes=attributes, rule=job.payload["rule_name"],
+                                         target_id=target.id))
+        return writes
+
+    def _record(self, job: Job, target: Target, ok: bool, body: str | None = None,
+                failure: Failure | None = None) -> DeliveryAttempt:
+        event = job.payload["event"]
+        return DeliveryAttempt(
+            event_id=event["id"], rule=job.payload["rule_name"], target_id=target.id,
+            target=target.arn, attempt=job.attempt + 1, ok=ok,
+            error_code=failure.code if failure else None,
+            error_message=failure.message if failure else None,
+            input=body if body is not None and body != json.dumps(event) else None,
+        )

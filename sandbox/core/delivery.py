@@ -1,0 +1,123 @@
+"""One mechanism for every at-least-once hop: a rule or schedule delivering to its target, Lambda
+running an asynchronous invocation, and (next) event source mappings.
+
+Each hop is a durable job in `State`. A try either succeeds, and its follow-up (a message, a new
+job, history) is committed in the same transaction that ends the job; or it fails, and the hop's
+`RetryPolicy` says whether to try again later or give up. Giving up is also one transaction: the
+dead-letter message or destination record, its history, and the end of the job. So nothing is
+ever both finished and lost, nor its follow-up written twice, whichever moment the sandbox is
+killed at.
+
+The hops differ only in their parameters, which is why they share this code:
+
+| hop | tries | maximum age | backoff | when it gives up |
+| --- | --- | --- | --- | --- |
+| EventBridge target | 1 + 185 | 24 h | 1 s doubling to 5 min, jitter 0.5-1 | target's DLQ |
+| Lambda asynchronous | 1 + 2 | 6 h | 1 min, then 2 min, jitter 0.9-1.1 | OnFailure / DLQ |
+| EventBridge Scheduler | 1 + 185 | 24 h | as EventBridge | schedule's DLQ |
+
+(Maximum attempts and age come from the template where it sets them.) A failure that is not
+retryable (a target that does not exist, a payload over the limit) gives up at once.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass, replace
+from typing import Protocol
+
+from sandbox.core.history import Record
+from sandbox.core.state import Job, State, Writes
+from sandbox.settings import Settings
+
+# The condition EventBridge names in a dead letter's EXHAUSTED_RETRY_CONDITION.
+RETRIES_EXHAUSTED = "MaximumRetryAttempts"
+AGE_EXCEEDED = "MaximumEventAgeInSeconds"
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_retries: int
+    max_age_s: float
+    first_delay_s: float
+    max_delay_s: float
+    jitter: tuple[float, float]  # the delay is multiplied by a uniform draw in this range
+
+    def delay(self, attempt: int, scale: float, rng: random.Random) -> float:
+        """Seconds before try `attempt + 2`, after `attempt + 1` tries failed."""
+        base = min(self.first_delay_s * 2**attempt, self.max_delay_s)
+        return base * rng.uniform(*self.jitter) * scale
+
+    def limited(self, max_retries: object = None, max_age_s: object = None) -> RetryPolicy:
+        """This policy with a template's MaximumRetryAttempts / MaximumEventAgeInSeconds."""
+        return replace(
+            self,
+            max_retries=self.max_retries if max_retries is None else int(str(max_retries)),
+            max_age_s=self.max_age_s if max_age_s is None else float(str(max_age_s)),
+        )
+
+
+EVENTBRIDGE = RetryPolicy(185, 24 * 3600, 1.0, 300.0, (0.5, 1.0))
+LAMBDA_ASYNC = RetryPolicy(2, 6 * 3600, 60.0, 120.0, (0.9, 1.1))
+
+
+class Failure(Exception):
+    """A try that did not go through: `code` and `message` as AWS would report them."""
+
+    def __init__(self, code: str, message: str, retryable: bool = True) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.retryable = retryable
+
+
+class Hop(Protocol):
+    """What a kind of job does on one try, and after its last."""
+
+    def policy(self, job: Job) -> RetryPolicy: ...
+
+    def attempt(self, job: Job) -> Writes:
+        """One try; what it leaves behind on success. Raises `Failure`."""
+        ...
+
+    def retrying(self, job: Job, failure: Failure) -> list[Record]:
+        """History of a failed try that will be tried again."""
+        ...
+
+    def give_up(self, job: Job, failure: Failure, exhausted: str | None) -> Writes:
+        """The last failed try: its dead letter and history. `exhausted` is RETRIES_EXHAUSTED
+        or AGE_EXCEEDED when retries ran out, None when the failure was not retryable."""
+        ...
+
+
+class Deliveries:
+    """Runs any `Hop`'s job under its retry policy; `JobRunner` calls `run` when a job is due."""
+
+    def __init__(self, state: State, settings: Settings) -> None:
+        self.state = state
+        self.settings = settings
+
+    def handler(self, hop: Hop):
+        return lambda job: self.run(hop, job)
+
+    def run(self, hop: Hop, job: Job) -> None:
+        try:
+            writes = hop.attempt(job)
+        except Failure as failure:
+            self.fail(hop, job, failure)
+        else:
+            self.state.commit(writes, done=job.id)
+
+    def fail(self, hop: Hop, job: Job, failure: Failure) -> None:
+        policy = hop.policy(job)
+        now = time.time()
+        delay = policy.delay(job.attempt, self.settings.retry_scale, self.settings.rng)
+        too_old = now + delay - job.created > policy.max_age_s
+        if failure.retryable and job.attempt < policy.max_retries and not too_old:
+            self.state.retry(job, now + delay, hop.retrying(job, failure))
+            return
+        exhausted = None
+        if failure.retryable:
+            exhausted = AGE_EXCEEDED if too_old else RETRIES_EXHAUSTED
+        self.state.commit(hop.give_up(job, failure, exhausted), done=job.id)

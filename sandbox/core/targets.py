@@ -1,0 +1,63 @@
+"""Every resource that can receive something, by ARN: a queue, a function, a bus, a topic.
+
+Services do not import each other. A rule delivering to a queue, a topic fanning out to a
+function, a Lambda destination posting to a bus: each looks its target up here by ARN, as AWS
+itself wires them, and gets back what to write (a `Writes`) in the same transaction that ends
+its own work. A service is added by registering its resources, without touching the others.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from sandbox.core.delivery import Failure
+from sandbox.core.state import Writes
+
+
+@dataclass(frozen=True)
+class Parcel:
+    """What one hop hands the next."""
+
+    body: str  # the payload as text: JSON for all but a plain-text input template
+    # Where it comes from, for the history and the receiver's records: event_id, rule,
+    # target_id, request_id...
+    context: dict[str, Any] = field(default_factory=dict)
+    group_id: str | None = None  # a FIFO queue's MessageGroupId
+    attributes: dict[str, str] = field(default_factory=dict)  # SQS message attributes
+    via: str = "put-events"  # how an event reached a bus (see history.EventPut.via)
+
+
+class Sink(Protocol):
+    def accept(self, parcel: Parcel) -> Writes:
+        """Take `parcel`: what to write for it. Raises `Failure` when it cannot."""
+        ...
+
+
+class Targets:
+    def __init__(self) -> None:
+        self._sinks: dict[str, Sink] = {}
+
+    def register(self, arn: str, sink: Sink) -> None:
+        self._sinks[arn] = sink
+
+    def __contains__(self, arn: str) -> bool:
+        return self.find(arn) is not None
+
+    def find(self, arn: str) -> Sink | None:
+        """The sink of `arn`. A function is found by its qualified ARN too (`:alias`,
+        `:$LATEST`, `:3`), since its resource registers the plain one."""
+        sink = self._sinks.get(arn)
+        if sink is None and arn.startswith("arn:aws:lambda:") and arn.count(":") == 7:
+            sink = self._sinks.get(arn.rsplit(":", 1)[0])
+        return sink
+
+    def sink(self, arn: str) -> Sink:
+        sink = self.find(arn)
+        if sink is None:
+            raise Failure("ResourceNotFoundException",
+                          f"{arn} names no resource the sandbox runs", retryable=False)
+        return sink
+
+    def deliver(self, arn: str, parcel: Parcel) -> Writes:
+        return self.sink(arn).accept(parcel)

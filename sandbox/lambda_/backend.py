@@ -1,0 +1,310 @@
+"""The Lambda service: the functions of the template, invoked synchronously (API Gateway) or
+asynchronously (EventBridge, destinations, topics), with Lambda's asynchronous retries and
+routes.
+
+An asynchronous invocation is a durable job (`sandbox.core.delivery`): once "Lambda" has
+accepted it, it runs to success, or is retried twice (about 1 and 2 minutes apart, scaled by
+`Settings.retry_scale`) within its maximum age. Then its invocation record goes to the
+function's `OnFailure` destination (a queue, topic, function or bus, by ARN through `Targets`)
+and the event to its `DeadLetterConfig` queue or topic; with neither it is dropped, as on AWS.
+A success goes to the `OnSuccess` destination, if there is one.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+from sandbox.assembly import Stack
+from sandbox.core.delivery import LAMBDA_ASYNC, Failure, RetryPolicy
+from sandbox.core.history import DeadLetter, DestinationTaken, Record
+from sandbox.core.jobs import Abandoned
+from sandbox.core.state import Job, NewJob, State, Writes
+from sandbox.core.targets import Parcel, Targets
+from sandbox.lambda_.records import (
+    DestinationRecord,
+    destination_event,
+    error_of,
+    invocation_record,
+)
+from sandbox.lambda_.runtime_api import FunctionConfig, FunctionWorkers, Invocation
+from sandbox.settings import Settings
+
+FUNCTION = "AWS::Lambda::Function"
+EVENT_INVOKE_CONFIG = "AWS::Lambda::EventInvokeConfig"
+INVOKE = "invoke"  # the job kind of an asynchronous invocation
+
+
+class FunctionNotFound(LookupError):
+    pass
+
+
+class AsyncConfig:
+    """What `AWS::Lambda::EventInvokeConfig` and the function's `DeadLetterConfig` say about
+    its asynchronous invocations."""
+
+    def __init__(self, properties: dict[str, Any] | None = None,
+                 dead_letter: str | None = None) -> None:
+        properties = properties or {}
+        self.policy: RetryPolicy = LAMBDA_ASYNC.limited(
+            properties.get("MaximumRetryAttempts"), properties.get("MaximumEventAgeInSeconds"))
+        destinations = properties.get("DestinationConfig", {})
+        self.on_success: str | None = destinations.get("OnSuccess", {}).get("Destination")
+        self.on_failure: str | None = destinations.get("OnFailure", {}).get("Destination")
+        self.dead_letter = dead_letter
+
+
+def function_configs(stack: Stack) -> tuple[dict[str, FunctionConfig], list[str]]:
+    """The functions the sandbox can run (Python runtimes) by logical id, and the names of
+    those it cannot."""
+    runnable: dict[str, FunctionConfig] = {}
+    skipped: list[str] = []
+    for resource in stack.of_type(FUNCTION):
+        props = stack.resolve(resource.properties, f"Resources.{resource.logical_id}.Properties")
+        runtime = props.get("Runtime", "")
+        if not runtime.startswith("python"):
+            skipped.append(f"{resource.logical_id} (runtime {runtime or 'none'})")
+            continue
+        runnable[resource.logical_id] = FunctionConfig(
+            name=stack.ref(resource.logical_id),
+            arn=stack.get_att(resource.logical_id, "Arn"),
+            code_dir=stack.code_path(resource.logical_id),
+            handler=props["Handler"],
+            runtime=runtime,
+            timeout_s=float(props.get("Timeout", 3)),
+            memory_mb=int(props.get("MemorySize", 128)),
+            environment={
+                k: str(v) for k, v in props.get("Environment", {}).get("Variables", {}).items()
+            },
+            dead_letter_arn=props.get("DeadLetterConfig", {}).get("TargetArn"),
+        )
+    return runnable, skipped
+
+
+def display_name(stack: Stack, logical_id: str) -> str:
+    """The construct's own name ('OrderService') from CDK metadata, else the logical id."""
+    path = stack.resources[logical_id].metadata.get("aws:cdk:path", "")
+    parts = path.split("/")
+    return parts[-2] if len(parts) >= 3 and parts[-1] == "Resource" else logical_id
+
+
+class LambdaService:
+    def __init__(
+        self,
+        stacks: list[Stack],
+        state: State,
+        targets: Targets,
+        settings: Settings,
+        base_env: dict[str, str],
+        on_log: Callable[[str, str], None],
+    ) -> None:
+        self.state = state
+        self.targets = targets
+        self.settings = settings
+        self.base_env = base_env
+        self.on_log = on_log
+        self.configs: dict[str, FunctionConfig] = {}  # function name -> config
+        self.labels: dict[str, str] = {}  # function name -> display name
+        self.async_configs: dict[str, AsyncConfig] = {}  # function name -> config
+        self.not_runnable: list[str] = []
+        for stack in stacks:
+            runnable, skipped = function_configs(stack)
+            self.not_runnable += skipped
+            for logical_id, config in runnable.items():
+                self.configs[config.name] = config
+                self.labels[config.name] = display_name(stack, logical_id)
+                self.async_configs[config.name] = AsyncConfig(dead_letter=config.dead_letter_arn)
+                targets.register(config.arn, _FunctionSink(self, config.arn))
+            for resource in stack.of_type(EVENT_INVOKE_CONFIG):
+                props = stack.resolve(resource.properties,
+                                      f"Resources.{resource.logical_id}.Properties")
+                name = self._name(props["FunctionName"])
+                dead_letter = self.configs[name].dead_letter_arn if name in self.configs else None
+                self.async_configs[name] = AsyncConfig(props, dead_letter)
+        self._workers: dict[str, FunctionWorkers] = {}
+        self._lock = threading.Lock()
+        self._closing = False
+
+    @staticmethod
+    def _name(name_or_arn: str) -> str:
+        # function:NAME, function:NAME:QUALIFIER, or a plain name
+        if name_or_arn.startswith("arn:"):
+            return name_or_arn.split(":")[6]
+        return name_or_arn
+
+    def config(self, name_or_arn: str) -> FunctionConfig:
+        try:
+            return self.configs[self._name(name_or_arn)]
+        except KeyError:
+            raise FunctionNotFound(f"Function not found: {name_or_arn}") from None
+
+    def label(self, function_name: str) -> str:
+        return self.labels.get(function_name, function_name)
+
+    def workers(self, config: FunctionConfig) -> FunctionWorkers:
+        with self._lock:
+            if self._closing:
+                raise Abandoned(f"{config.name}: the sandbox is stopping")
+            if config.arn not in self._workers:
+                self._workers[config.arn] = FunctionWorkers(config, self.on_log, self.base_env)
+            return self._workers[config.arn]
+
+    def close(self) -> None:
+        with self._lock:
+            self._closing = True
+            workers = list(self._workers.values())
+        for w in workers:
+            w.close()
+
+    # Invoke
+
+    def invoke(
+        self, name_or_arn: str, payload: bytes, request_id: str | None = None, **context: Any
+    ) -> Invocation:
+        """Run one invocation now and record it in the history (for the console and trace)."""
+        config = self.config(name_or_arn)
+        request_id = request_id or str(uuid.uuid4())
+        if self.settings.inject(self.settings.invoke_fault_share):
+            invocation = injected_fault(config, request_id)
+        else:
+            invocation = self.workers(config).invoke(payload, request_id)
+        if self._closing:
+            # Killed by the sandbox stopping, not failed: not a try that counts.
+            raise Abandoned(f"{config.name}: the sandbox stopped during {request_id}")
+        self.state.record(invocation_record(invocation, self.label(config.name), context))
+        return invocation
+
+    def async_job(self, name_or_arn: str, body: str, **context: Any) -> NewJob:
+        """Lambda accepting an asynchronous invocation: a job the caller stores (in the same
+        transaction as whatever ends its own work)."""
+        config = self.config(name_or_arn)
+        payload = {"body": body, "request_id": str(uuid.uuid4()), "context": context}
+        return NewJob(INVOKE, config.arn, payload)
+
+
+class _FunctionSink:
+    """A function as a target: Lambda accepts an asynchronous invocation."""
+
+    def __init__(self, service: LambdaService, arn: str) -> None:
+        self.service = service
+        self.arn = arn
+
+    def accept(self, parcel: Parcel) -> Writes:
+        return Writes(jobs=[self.service.async_job(self.arn, parcel.body, **parcel.context)])
+
+
+class AsyncInvocation:
+    """The `Hop` of one asynchronous invocation, under the function's retry settings."""
+
+    def __init__(self, service: LambdaService) -> None:
+        self.service = service
+        self._last: dict[int, Invocation] = {}  # job id -> its last failed run, until settled
+
+    def settings(self, job: Job) -> AsyncConfig:
+        name = self.service._name(job.target)
+        return self.service.async_configs.get(name) or AsyncConfig()
+
+    def policy(self, job: Job) -> RetryPolicy:
+        return self.settings(job).policy
+
+    def attempt(self, job: Job) -> Writes:
+        request_id = job.payload["request_id"]
+        context = {**job.payload["context"], "attempt": job.attempt + 1}
+        try:
+            invocation = self.service.invoke(job.target, job.payload["body"].encode(),
+                                             request_id, **context)
+        except FunctionNotFound as error:
+            # Accepted before the function left the template: nothing can run it any more.
+            raise Failure("ResourceNotFoundException", str(error), retryable=False) from None
+        if not invocation.ok:
+            self._last[job.id] = invocation
+            error = error_of(invocation)
+            raise Failure(str(error.get("errorType")), str(error.get("errorMessage")))
+        destination = self.settings(job).on_success
+        if destination is None:
+            return Writes()
+        record = self._record(job, "Success", invocation, None)
+        parcel = Parcel(record.body(destination), {"request_id": job.payload["request_id"]},
+                        via="destination")
+        taken = DestinationTaken(self._label(job), job.payload["request_id"], "Success",
+                                 destination, "OnSuccess", ok=True,
+                                 event_id=job.payload["context"].get("event_id"))
+        try:
+            writes = self.service.targets.deliver(destination, parcel)
+        except Failure as error:
+            return Writes(history=[replace(taken, ok=False, error_message=error.message)])
+        writes.history.append(taken)
+        return writes
+
+    def retrying(self, job: Job, failure: Failure) -> list[Record]:
+        self._last.pop(job.id, None)
+        return []  # the failed run is in the history already
+
+    def give_up(self, job: Job, failure: Failure, exhausted: str | None) -> Writes:
+        """The record to OnFailure, the event to the DeadLetterConfig queue or topic: each
+        route that takes it leaves a dead letter in the history; with none, one saying the
+        invocation was dropped."""
+        invocation = self._last.pop(job.id, None)
+        settings = self.settings(job)
+        condition = {"MaximumRetryAttempts": "RetriesExhausted",
+                     "MaximumEventAgeInSeconds": "EventAgeExceeded"}.get(exhausted or "",
+                                                                         failure.code)
+        record = self._record(job, condition, invocation, failure)
+        parcels = []
+        if settings.on_failure:
+            parcels.append((settings.on_failure, Parcel(
+                record.body(settings.on_failure), {"request_id": job.payload["request_id"]},
+                via="destination")))
+        if settings.dead_letter:
+            parcels.append((settings.dead_letter, Parcel(job.payload["body"], attributes={
+                "RequestID": job.payload["request_id"],
+                "ErrorCode": "200",
+                "ErrorMessage": failure.message[:1024],
+            })))
+        writes = Writes()
+        for destination, parcel in parcels:
+            try:
+                writes += self.service.targets.deliver(destination, parcel)
+            except Failure:
+                continue  # a destination that names nothing: as if it were not set
+            writes.history.append(self._dead_letter(job, destination, record))
+        if not writes.history:
+            writes.history.append(self._dead_letter(job, None, record))
+        return writes
+
+    def _label(self, job: Job) -> str:
+        return self.service.label(self.service._name(job.target))
+
+    def _record(self, job: Job, condition: str, invocation: Invocation | None,
+                failure: Failure | None) -> DestinationRecord:
+        config = self.service.configs.get(self.service._name(job.target))
+        arn = config.arn if config else job.target
+        return destination_event(arn, job.payload, job.attempt + 1, condition, invocation,
+                                 failure)
+
+    def _dead_letter(self, job: Job, queue: str | None, record: DestinationRecord) -> DeadLetter:
+        context = job.payload["context"]
+        return DeadLetter(queue, "lambda", event_id=context.get("event_id"),
+                          function=self._label(job), record=record.record,
+                          rule=context.get("rule"), target_id=context.get("target_id"))
+
+
+def injected_fault(config: FunctionConfig, request_id: str) -> Invocation:
+    error = {"errorMessage": "Fault injected by the sandbox", "errorType": "Sandbox.InjectedFault"}
+    return Invocation(
+        request_id=request_id,
+        function=config.name,
+        ok=False,
+        payload=json.dumps(error).encode(),
+        error_type="Sandbox.InjectedFault",
+        started=time.time(),
+        duration_ms=0.0,
+        init_duration_ms=None,
+        max_memory_mb=0,
+        memory_mb=config.memory_mb,
+    )
