@@ -108,3 +108,20 @@ def mocked_aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     with mock_aws():
         yield
+
+
+@pytest.fixture(scope="session")
+def breadth_assembly(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """tests/breadth synthesized as the CLI would, into a cloud assembly for the sandbox."""
+    import aws_cdk as cdk
+
+    sys.path.insert(0, str(ROOT / "tests"))
+    from breadth.app import build
+
+    assembly_dir = tmp_path_factory.mktemp("breadth.out")
+    app = cdk.App(context={"aws:cdk:enable-asset-metadata": True,
+                           "aws:cdk:enable-path-metadata": True},
+                  outdir=str(assembly_dir))
+    build(app)
+    app.synth()
+    return assembly_dir
