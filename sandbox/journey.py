@@ -26,11 +26,14 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from sandbox.core.history import (
+    AuthorizerRan,
     DeadLetter,
     DeliveryAttempt,
+    DestinationTaken,
     Entry,
     EventPut,
     InvocationRun,
+    ScheduleFired,
 )
 
 T = TypeVar("T")
@@ -43,7 +46,8 @@ _ISO_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
 _TOKEN = re.compile(r"[\w.:@/+=-]+")
 _REQUEST_LINE = re.compile(r"^(START|END|REPORT) RequestId: (\S+)")
 # Entries that happen at the same moment are listed in causal order.
-_KIND_ORDER = {"invocation": 0, "event": 1, "delivery": 2, "stamp": 3, "dead-letter": 4}
+_KIND_ORDER = {"authorizer": 0, "invocation": 1, "schedule": 2, "event": 3, "delivery": 4,
+               "destination": 5, "stamp": 6, "dead-letter": 7}
 # A publish is logged by the sandbox a little after the publisher's clock says it ran.
 _PUBLISH_SLACK_S = 0.005
 INJECTED_FAULT = "Sandbox.InjectedFault"  # the sandbox's fault injection fails before a worker
@@ -153,6 +157,7 @@ class HistoryIndex:
         self.last_id = 0
         self._by_value: dict[str, list[Entry]] = defaultdict(list)
         self._by_event: dict[str, list[Entry]] = defaultdict(list)
+        self._by_request: dict[str, list[Entry]] = defaultdict(list)  # API Gateway request id
 
     def add(self, records: Iterable[Entry]) -> None:
         for record in records:
@@ -163,6 +168,9 @@ class HistoryIndex:
                 values = set(strings_in(body.event.get("detail")))
             elif getattr(body, "event_id", None):
                 self._by_event[body.event_id].append(record)
+                values = set()
+            elif isinstance(body, AuthorizerRan):
+                self._by_request[body.api_request_id].append(record)
                 values = set()
             elif isinstance(body, InvocationRun) and body.response is not None:
                 values = set(strings_in(body.response))
@@ -176,9 +184,14 @@ class HistoryIndex:
         found: dict[int, Entry] = {}
         for record in self._by_value.get(key, []):
             found[record.id] = record
-            if isinstance(record.record, EventPut):
-                for follower in self._by_event[record.record.event["id"]]:
-                    found[follower.id] = follower
+            body = record.record
+            followers: list[Entry] = []
+            if isinstance(body, EventPut):
+                followers = self._by_event[body.event["id"]]
+            elif isinstance(body, InvocationRun) and body.api_request_id:
+                followers = self._by_request[body.api_request_id]
+            for follower in followers:
+                found[follower.id] = follower
         return [found[i] for i in sorted(found)]
 
 
@@ -271,6 +284,7 @@ def build_journey(
     entries += _events(records, entries)
     entries += _deliveries(records, events, labels)
     entries += _dead_letters(records, events, labels)
+    entries += _new_hops(records, labels)
     services = [e["lane"] for e in entries]
     entries += [
         {"kind": "stamp", "lane": step_lane(name, services), "at": at, "attribute": name,
@@ -475,6 +489,33 @@ def _dead_letters(records: list[Entry], events: Mapping[str, EventPut],
             "source": body.source, "event_id": body.event_id, "reason": reason,
             "text": f"sent to {where}: {reason}",
         })
+    return entries
+
+
+def _new_hops(records: list[Entry], labels: Mapping[str, str]) -> list[dict[str, Any]]:
+    """A schedule firing, an authorizer asked, a destination taken: one line each."""
+    entries = []
+    for record in records:
+        body, at = record.record, record.at
+        if isinstance(body, ScheduleFired):
+            how = "fired by hand" if body.manual else "fired"
+            entries.append({"kind": "schedule", "lane": "EventBridge", "at": at,
+                            "event_id": body.event_id, "schedule": body.schedule,
+                            "text": f"schedule {body.schedule} ({body.expression}) {how}, "
+                                    f"due {body.scheduled_time}"})
+        elif isinstance(body, AuthorizerRan):
+            lane = labels.get(body.function, body.function)
+            cached = " (cached answer)" if body.cached else ""
+            entries.append({"kind": "authorizer", "lane": lane, "at": at, "ok":
+                            body.effect == "Allow", "authorizer": body.authorizer,
+                            "text": f"authorizer {body.authorizer} ran: {body.effect}{cached}"})
+        elif isinstance(body, DestinationTaken):
+            where = body.destination.split(":")[-1].split("/")[-1]
+            outcome = "" if body.ok else f", which refused it: {body.error_message}"
+            entries.append({"kind": "destination", "lane": body.function, "at": at,
+                            "ok": body.ok, "event_id": body.event_id, "route": body.route,
+                            "text": f"Lambda sent the {body.condition} record to {where} "
+                                    f"({body.route}){outcome}"})
     return entries
 
 

@@ -450,3 +450,49 @@ def test_a_failure_message_says_why_it_is_there() -> None:
     body = json.dumps({"requestPayload": {"detail": {"data": {"ID": "order-1"}}}})
     assert "order-1" in values_in_message(body)
     assert "order-1" in values_in_message(body[:-5])  # cut short, still found
+
+
+def test_an_authorizer_that_let_the_api_call_in_is_in_the_items_journey() -> None:
+    history = History()
+    item = one_order(history, "order-1")
+    api_request_id = next(r.record.api_request_id for r in history.records
+                          if getattr(r.record, "trigger", None) == "api")
+    history.add(T0 - 0.010, "authorizer", {
+        "api_request_id": api_request_id, "authorizer": "TokenCheck",
+        "function": "Shop-Authorizer9", "effect": "Allow", "cached": False,
+        "principal_id": "user-1"})
+    history.add(T0 - 0.005, "authorizer", {  # another request's: not this item's
+        "api_request_id": "someone-else", "authorizer": "TokenCheck",
+        "function": "Shop-Authorizer9", "effect": "Deny", "cached": True})
+
+    (ran,) = entries(journey_of(history, item), "authorizer")
+    assert (ran["authorizer"], ran["ok"]) == ("TokenCheck", True)
+    assert ran["text"] == "authorizer TokenCheck ran: Allow"
+    assert ran["offset_ms"] == 0  # it came first
+
+
+def test_a_destination_taken_after_a_run_is_in_the_items_journey() -> None:
+    history = History()
+    item = one_order(history, "order-1")
+    created = next(r.record.event["id"] for r in history.records if r.kind == "event")
+    history.add(T0 + 1, "destination", {
+        "function": "InvoiceService", "request_id": "r-9", "condition": "Success",
+        "destination": "arn:aws:events:us-east-1:000000000000:event-bus/Audit",
+        "route": "OnSuccess", "ok": True, "event_id": created})
+
+    (taken,) = entries(journey_of(history, item), "destination")
+    assert taken["lane"] == "InvoiceService"
+    assert taken["text"] == "Lambda sent the Success record to Audit (OnSuccess)"
+    assert "Audit (OnSuccess)" in text_timeline(journey_of(history, item))
+
+
+def test_a_scheduled_event_shows_the_schedule_that_fired_it() -> None:
+    history = History()
+    event_id = history.event(T0, "order_created", "order_service", "order-7", ["order_created"])
+    history.add(T0 - 0.001, "schedule", {
+        "schedule": "nightly", "expression": "cron(0 2 * * ? *)",
+        "scheduled_time": "2026-11-29T02:00:00Z", "event_id": event_id, "manual": True})
+
+    (fired,) = entries(journey_of(history, {"ID": "order-7"}), "schedule")
+    assert fired["text"] == ("schedule nightly (cron(0 2 * * ? *)) fired by hand, "
+                             "due 2026-11-29T02:00:00Z")
