@@ -35,6 +35,7 @@ RATE_UNITS = {"minute": 60, "hour": 3600, "day": 86400}
 FIRST_YEAR, LAST_YEAR = 1970, 2199
 _RATE = re.compile(r"rate\(\s*(\d+)\s+([a-z]+)\s*\)")
 _CRON = re.compile(r"cron\((.*)\)")
+UTC_ZONE = ZoneInfo("UTC")
 _AT = re.compile(r"at\((\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})\)")
 
 
@@ -291,7 +292,7 @@ class Timing:
 
     expression: Expression
     anchor: datetime
-    tz: ZoneInfo = ZoneInfo("UTC")
+    tz: ZoneInfo = UTC_ZONE
     start: datetime | None = None
     end: datetime | None = None
 
