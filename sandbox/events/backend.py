@@ -7,6 +7,10 @@ to the target's dead-letter queue with the attributes EventBridge sets; without 
 dropped, as on AWS. A target is anything `Targets` knows by ARN: delivering to a Lambda target
 means Lambda accepting an asynchronous invocation, and from then on failures are Lambda's to
 retry.
+
+A rule with a ScheduleExpression (on the default bus only, as PutRule requires; with or
+without an EventPattern) sends AWS's Scheduled Event to its own targets when
+`sandbox.events.scheduler` finds it due; a bad expression stops the start, as PutRule refuses it.
 """
 
 from __future__ import annotations
@@ -17,9 +21,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sandbox.assembly import ACCOUNT, Stack
+from sandbox.assembly import ACCOUNT, AssemblyError, Stack
 from sandbox.core.delivery import EVENTBRIDGE, Failure, RetryPolicy
-from sandbox.core.history import DeadLetter, DeliveryAttempt, EventPut, Record
+from sandbox.core.history import DeadLetter, DeliveryAttempt, EventPut, Record, ScheduleFired
 from sandbox.core.state import Job, NewJob, State, Writes
 from sandbox.core.targets import Parcel, Targets
 from sandbox.events.patterns import EventPattern, InvalidEventPatternError, compile_pattern
@@ -30,6 +34,9 @@ from sandbox.events.put_events import (
     check_request,
     envelope,
 )
+from sandbox.events.schedules import ScheduleExpressionError, aws_time
+from sandbox.events.schedules import parse as parse_schedule
+from sandbox.events.transform import Delivery, InputError, TargetInput, target_input
 from sandbox.settings import Settings
 
 BUS = "AWS::Events::EventBus"
@@ -53,13 +60,13 @@ class Target:
     arn: str
     policy: RetryPolicy
     dead_letter_arn: str | None
-    input: str | None  # constant JSON replacing the event, as `Input` says
+    input: TargetInput | None  # Input, InputPath or InputTransformer (sandbox.events.transform)
     group_id: str | None = None  # SqsParameters.MessageGroupId, for a FIFO queue
     template: dict[str, Any] = field(default_factory=dict)  # the target as the template has it
 
-    def payload(self, event: dict[str, Any]) -> str:
-        """What the target receives for `event`."""
-        return self.input if self.input is not None else json.dumps(event)
+    def payload(self, event: dict[str, Any], delivery: Delivery) -> str:
+        """What the target receives for `event`; InputError when it cannot be made."""
+        return (self.input or TargetInput()).render(event, delivery)
 
     def describe(self) -> dict[str, Any]:
         return self.template or {"Id": self.id, "Arn": self.arn}
@@ -70,20 +77,24 @@ class Rule:
     name: str
     arn: str
     bus: str
-    pattern: EventPattern
-    pattern_text: str
+    pattern: EventPattern | None  # None: a rule that only runs on its schedule
+    pattern_text: str | None
     enabled: bool
     description: str | None
     targets: list[Target] = field(default_factory=list)
+    schedule: str | None = None  # ScheduleExpression, checked at start
 
     def describe(self) -> dict[str, Any]:
         description = {
             "Name": self.name,
             "Arn": self.arn,
-            "EventPattern": self.pattern_text,
             "State": "ENABLED" if self.enabled else "DISABLED",
             "EventBusName": self.bus,
         }
+        if self.pattern_text is not None:
+            description["EventPattern"] = self.pattern_text
+        if self.schedule:
+            description["ScheduleExpression"] = self.schedule
         if self.description:
             description["Description"] = self.description
         return description
@@ -97,18 +108,17 @@ def read_rules(stack: Stack) -> list[Rule]:
     rules = []
     for resource in stack.of_type(RULE):
         props = stack.resolve(resource.properties, f"Resources.{resource.logical_id}.Properties")
-        if "EventPattern" not in props:
-            continue  # a scheduled rule: the sandbox has no scheduler
-        pattern = props["EventPattern"]
-        pattern_text = pattern if isinstance(pattern, str) else json.dumps(pattern)
+        pattern = props.get("EventPattern")
+        pattern_text = None if pattern is None else (
+            pattern if isinstance(pattern, str) else json.dumps(pattern))
         targets = []
         for target in props.get("Targets", []):
-            if "InputPath" in target or "InputTransformer" in target:
-                raise EventsApiError(
-                    "UnsupportedTarget",
-                    f"{stack.name}/{resource.logical_id}: target {target.get('Id')}: "
-                    "InputPath and InputTransformer are not supported by the sandbox",
-                )
+            try:
+                given_input = target_input(target)
+            except InputError as error:
+                raise AssemblyError(
+                    f"{stack.template_file}: Resources.{resource.logical_id}.Properties.Targets"
+                    f"[{target.get('Id')}].{error.prop}: {error.message}") from None
             policy = target.get("RetryPolicy", {})
             targets.append(
                 Target(
@@ -117,7 +127,7 @@ def read_rules(stack: Stack) -> list[Rule]:
                     policy=EVENTBRIDGE.limited(policy.get("MaximumRetryAttempts"),
                                                policy.get("MaximumEventAgeInSeconds")),
                     dead_letter_arn=target.get("DeadLetterConfig", {}).get("Arn"),
-                    input=target.get("Input"),
+                    input=given_input,
                     group_id=target.get("SqsParameters", {}).get("MessageGroupId"),
                     template=target,
                 )
@@ -128,14 +138,45 @@ def read_rules(stack: Stack) -> list[Rule]:
                 name=props.get("Name") or stack.ref(resource.logical_id).split("|")[-1],
                 arn=stack.get_att(resource.logical_id, "Arn"),
                 bus=bus,
-                pattern=compile_pattern(pattern_text),
+                pattern=None if pattern_text is None else compile_pattern(pattern_text),
                 pattern_text=pattern_text,
                 enabled=props.get("State", "ENABLED") == "ENABLED",
                 description=props.get("Description"),
                 targets=targets,
+                schedule=_schedule(stack, resource.logical_id, props, bus),
             )
         )
     return rules
+
+
+def _schedule(stack: Stack, logical_id: str, props: dict[str, Any], bus: str) -> str | None:
+    """A rule's ScheduleExpression, refused at start as PutRule refuses it."""
+    expression = props.get("ScheduleExpression")
+    where = f"{stack.template_file}: Resources.{logical_id}.Properties"
+    if expression is None:
+        if "EventPattern" not in props:
+            raise AssemblyError(f"{where}: ValidationException: Parameter(s) EventPattern or "
+                                "ScheduleExpression must be specified.")
+        return None
+    if bus != DEFAULT_BUS:
+        raise AssemblyError(f"{where}.ScheduleExpression: ValidationException: "
+                            "ScheduleExpression is supported only on the default event bus.")
+    try:
+        parse_schedule(expression)
+    except ScheduleExpressionError as error:
+        raise AssemblyError(f"{where}.ScheduleExpression: ValidationException: {error}") from None
+    return expression
+
+
+def delivery_jobs(bus: str, event: dict[str, Any],
+                  matched: list[tuple[Rule, Target]]) -> list[NewJob]:
+    """One delivery job per (rule, target) an event on `bus` goes to."""
+    return [
+        NewJob(DELIVERY, target.arn,
+               {"event": event, "rule": rule.arn, "rule_name": rule.name,
+                "target_id": target.id, "bus": bus})
+        for rule, target in matched
+    ]
 
 
 class EventBus:
@@ -193,12 +234,7 @@ class EventBus:
     def accept(self, bus: str, event: dict[str, Any], via: str) -> Writes:
         """An event on `bus`: one delivery job per matching rule target, and its history."""
         matched = self.route(bus, event)
-        jobs = [
-            NewJob(DELIVERY, target.arn,
-                   {"event": event, "rule": rule.arn, "rule_name": rule.name,
-                    "target_id": target.id, "bus": bus})
-            for rule, target in matched
-        ]
+        jobs = delivery_jobs(bus, event, matched)
         history: list[Record] = [
             EventPut(bus, event, sorted({rule.name for rule, _ in matched}), via)
         ]
@@ -210,9 +246,26 @@ class EventBus:
         return [
             (rule, target)
             for rule in self.rules.get(bus, [])
-            if rule.enabled and rule.pattern.matches(event)
+            if rule.enabled and rule.pattern is not None and rule.pattern.matches(event)
             for target in rule.targets
         ]
+
+    def scheduled_rules(self) -> list[Rule]:
+        return [rule for rules in self.rules.values() for rule in rules if rule.schedule]
+
+    def fire_schedule(self, rule: Rule, due: datetime, manual: bool = False) -> Writes:
+        """A scheduled rule came due: its Scheduled Event, as AWS documents it, goes to this
+        rule's targets only."""
+        event_id = str(uuid.uuid4())
+        event = {"version": "0", "id": event_id, "detail-type": "Scheduled Event",
+                 "source": "aws.events", "account": ACCOUNT, "time": aws_time(due),
+                 "region": self.region, "resources": [rule.arn], "detail": {}}
+        jobs = delivery_jobs(rule.bus, event, [(rule, target) for target in rule.targets])
+        history: list[Record] = [
+            ScheduleFired(rule.name, str(rule.schedule), aws_time(due), event_id, manual),
+            EventPut(rule.bus, event, [rule.name], "schedule"),
+        ]
+        return Writes(jobs=jobs, history=history)
 
     def test_event_pattern(self, body: dict[str, Any]) -> dict[str, Any]:
         try:
@@ -304,7 +357,11 @@ class RuleDelivery:
         event = job.payload["event"]
         if self.bus.settings.inject(self.bus.settings.delivery_fault_share):
             raise Failure("ThrottlingException", "Rate exceeded (fault injected)")
-        body = target.payload(event)
+        try:
+            body = target.payload(event, Delivery(job.payload["rule"], job.payload["rule_name"],
+                                                  datetime.fromtimestamp(job.created, UTC)))
+        except InputError as error:
+            raise Failure("InvalidInput", error.message, retryable=False) from None
         context = {"event_id": event["id"], "rule": job.payload["rule_name"],
                    "target_id": target.id}
         parcel = Parcel(body, context, group_id=target.group_id, via="bus")
