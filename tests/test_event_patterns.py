@@ -250,3 +250,27 @@ def test_ordinary_wildcards_are_not_too_complex_but_many_alike_ones_are() -> Non
 def test_an_event_must_be_a_dict() -> None:
     with pytest.raises(TypeError, match="dict"):
         compile_pattern(ORDER_CREATED).matches('{"source": "order_service"}')  # type: ignore[arg-type]
+
+
+# --- where the sandbox follows AWS rather than the address as written ----------------------------
+
+@pytest.mark.parametrize(("address", "expected"), [
+    ("10.1.0.0", True), ("10.1.2.2", True), ("10.1.255.255", True), ("10.2.0.0", False),
+    ("10.0.255.255", False),
+])
+def test_a_cidr_is_the_masked_network_whatever_host_bits_it_is_written_with(
+        address: str, expected: bool) -> None:
+    pattern = {"detail": {"ip": [{"cidr": "10.1.2.3/16"}]}}
+    assert matches(pattern, envelope("s", "t", {"ip": address})) is expected
+
+
+def test_anything_but_wildcards_count_in_the_complexity_limit_as_wildcards_do() -> None:
+    alike = [f"datasync/*/*.{ext}" for ext in ("jpg", "png", "gif", "jpeg")]
+    assert refusal({"detail": {"key": [{"anything-but": {"wildcard": alike}}]}}).startswith(
+        "Rule is too complex")
+    assert refusal({"detail": {"key": [{"anything-but": {"wildcard": alike[:2]}},
+                                       *[{"wildcard": w} for w in alike[2:]]]}}).startswith(
+        "Rule is too complex")
+    assert isinstance(compile_pattern(
+        {"detail": {"key": [{"anything-but": {"wildcard": "arn:*:reports/*.csv"}}]}}),
+        EventPattern)

@@ -26,7 +26,13 @@ from sandbox.core.delivery import EVENTBRIDGE, Failure, RetryPolicy
 from sandbox.core.history import DeadLetter, DeliveryAttempt, EventPut, Record, ScheduleFired
 from sandbox.core.state import Job, NewJob, State, Writes
 from sandbox.core.targets import Parcel, Targets
-from sandbox.events.patterns import EventPattern, InvalidEventPatternError, compile_pattern
+from sandbox.events.patterns import (
+    EventPattern,
+    InvalidEventPatternError,
+    compile_pattern,
+    is_test_event,
+    length_error,
+)
 from sandbox.events.put_events import (
     PutEventsRequestError,
     bus_name,
@@ -270,10 +276,15 @@ class EventBus:
     def test_event_pattern(self, body: dict[str, Any]) -> dict[str, Any]:
         try:
             event = json.loads(body.get("Event", ""))
-        except ValueError:
-            raise EventsApiError("ValidationException", "Parameter Event is not valid.") from None
+        except (TypeError, ValueError, RecursionError):
+            event = None
+        if not is_test_event(event):
+            raise EventsApiError("ValidationException", "Parameter Event is not valid.")
+        pattern_text = body.get("EventPattern", "")
+        if isinstance(pattern_text, str) and length_error(pattern_text):
+            raise EventsApiError("ValidationException", length_error(pattern_text))
         try:
-            pattern = compile_pattern(body.get("EventPattern", ""))
+            pattern = compile_pattern(pattern_text)
         except InvalidEventPatternError as error:
             raise EventsApiError("InvalidEventPatternException", str(error)) from None
         return {"Result": pattern.matches(event)}

@@ -32,6 +32,13 @@ _ABSENT = object()  # what {"exists": false} compiles to: a condition on the nam
 _LIMIT = Decimal("5E9")  # ComparableNumber's range
 _COMPLEXITY_LIMIT = 10  # wildcard prefixes one value may keep alive at once (see _complexity)
 _OR = "$or"
+# EventPattern's length constraint in the service model (PutRule, TestEventPattern). Accounts
+# start with an adjustable quota of 2,048 characters below it, which the sandbox does not apply.
+MAX_PATTERN_LENGTH = 4096
+# What TestEventPattern's Event must carry, or AWS answers `ValidationException: Parameter Event
+# is not valid.` (recorded against AWS for a plain string, an array, and an object without them).
+# The API reference also lists `resources`, yet AWS matched an event without it (recorded).
+EVENT_FIELDS = ("id", "account", "source", "time", "region", "detail-type")
 _COMPARISONS = {"=": operator.eq, "<": operator.lt, "<=": operator.le, ">": operator.gt,
                 ">=": operator.ge}
 _RESERVED_IN_OR = {
@@ -289,7 +296,9 @@ def _cidr(value: Any, extra: bool) -> Test:
     if mask > bits - 1:
         raise InvalidEventPatternError(f"IPv{base[0]} mask bits must be < {bits}")
     _no_extra(extra, _ONE_KEY)
-    return _ip_range(base, base[1] | ((1 << (bits - mask)) - 1))  # from the address as given
+    host = (1 << (bits - mask)) - 1  # the masked network: 10.1.2.3/16 is 10.1.0.0-10.1.255.255
+    network = base[1] & ~host
+    return _ip_range((base[0], network), network | host)
 
 
 def _exists(value: Any, extra: bool) -> Any:
@@ -386,6 +395,17 @@ class _Field:
         return any(test(value) for test in self.tests)
 
 
+def _wildcards_of(name: str, operand: Any) -> list[str]:
+    """The wildcard patterns an operator holds: `wildcard`'s, and `anything-but`'s, which
+    event-ruler's complexity check counts alike."""
+    if name == "wildcard":
+        return [operand]
+    if name == "anything-but" and _is_obj(operand) and _pairs(operand)[0][0] == "wildcard":
+        inner = _pairs(operand)[0][1]
+        return list(inner) if _is_array(inner) else [inner]
+    return []
+
+
 def _field(values: list[Any]) -> _Field:
     tests: list[Test] = []
     strings: set[str] = set()
@@ -400,8 +420,7 @@ def _field(values: list[Any]) -> _Field:
             if name not in _OPERATORS:
                 raise InvalidEventPatternError(f"Unrecognized match type {name}")
             test = _OPERATORS[name](operand, len(pairs) > 1)
-            if name == "wildcard":
-                wildcards.append(operand)
+            wildcards += _wildcards_of(name, operand)
             if test is _ABSENT:
                 absent_ok = True
             else:
@@ -617,6 +636,19 @@ def compile_pattern(pattern: dict | str) -> EventPattern:
             "Rule is too complex - try using fewer wildcard characters or fewer repeating "
             "character sequences after a wildcard character")
     return EventPattern(branches)
+
+
+def is_test_event(event: Any) -> bool:
+    """Whether TestEventPattern accepts `event` as an event."""
+    return isinstance(event, dict) and all(name in event for name in EVENT_FIELDS)
+
+
+def length_error(text: str) -> str | None:
+    """AWS's ValidationException message for a pattern over the length limit, else None."""
+    if len(text) <= MAX_PATTERN_LENGTH:
+        return None
+    return (f"1 validation error detected: Value '{text}' at 'eventPattern' failed to satisfy "
+            f"constraint: Member must have length less than or equal to {MAX_PATTERN_LENGTH}")
 
 
 @lru_cache(maxsize=1024)
