@@ -1,6 +1,7 @@
 """Starts and stops everything one cloud assembly needs, in dependency order: state, DynamoDB
 Local and its tables, queues, Lambda, EventBridge, the endpoint, then the job runner that
-delivers whatever an earlier run accepted and did not finish."""
+delivers whatever an earlier run accepted and did not finish, and the clock that fires
+schedules."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import sys
 import threading
 from collections import Counter
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
@@ -26,6 +28,13 @@ from sandbox.dynamodb.local import DynamoDBLocal, ensure_tables, table_request
 from sandbox.dynamodb.wire import DynamoDBPassThrough
 from sandbox.endpoint import Endpoint
 from sandbox.events.backend import DELIVERY, EventBus, RuleDelivery
+from sandbox.events.scheduler import (
+    SCHEDULE_JOB,
+    EventBridgeScheduler,
+    ScheduleClock,
+    SchedulerDelivery,
+    entries,
+)
 from sandbox.lambda_.backend import INVOKE, AsyncInvocation, LambdaService
 from sandbox.settings import Settings
 from sandbox.sqs.backend import Queues
@@ -35,6 +44,8 @@ EMULATED = {
     "AWS::DynamoDB::Table",
     "AWS::Events::EventBus",
     "AWS::Events::Rule",
+    "AWS::Scheduler::Schedule",
+    "AWS::Scheduler::ScheduleGroup",  # bookkeeping: a name in its schedules' ARNs
     "AWS::Lambda::Function",
     "AWS::Lambda::EventInvokeConfig",
     "AWS::SQS::Queue",
@@ -163,6 +174,13 @@ class Sandbox:
             DELIVERY: deliveries.handler(RuleDelivery(self.bus)),
             INVOKE: deliveries.handler(AsyncInvocation(self.lambda_)),
         })
+        started = datetime.now(UTC)  # when the rates of rules and schedules count from
+        self.scheduler = EventBridgeScheduler(stacks, self.targets, started)
+        self.runner.handlers[SCHEDULE_JOB] = deliveries.handler(
+            SchedulerDelivery(self.scheduler, region))
+        self.clock = ScheduleClock(self.state, entries(self.bus, self.scheduler, started),
+                                   on_fire=self.runner.wake)
+        self.extra_routes.update(self.clock.routes())
         self.apis = [api for stack in stacks for api in RestApi.from_stack(stack)]
 
         self.extra_routes.update(Console.of(self).routes())
@@ -179,6 +197,8 @@ class Sandbox:
         self.endpoint.start()
         self.runner.start()
         self._stops.append(self.runner.stop)
+        self.clock.start()
+        self._stops.append(self.clock.stop)
         self.print_summary(tables)
 
     def print_summary(self, tables: list[dict]) -> None:
@@ -190,6 +210,10 @@ class Sandbox:
                 say(f"  EventBridge     bus {bus}: rules {', '.join(r.name for r in rules)}\n")
         labels = sorted(self.lambda_.labels.values())
         say(f"  Lambda          {', '.join(labels) or '(no functions)'}\n")
+        for entry in self.clock.entries.values():
+            zone = "" if entry.timing.tz.key == "UTC" else f" in {entry.timing.tz.key}"
+            off = "" if entry.enabled else " (DISABLED)"
+            say(f"  Schedule        {entry.kind} {entry.name}: {entry.expression}{zone}{off}\n")
         if self.lambda_.not_runnable:
             say(f"  not run         {', '.join(self.lambda_.not_runnable)}\n")
         skipped = not_emulated(self.stacks)
