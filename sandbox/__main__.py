@@ -1,4 +1,4 @@
-"""`python -m sandbox up | dlq | trace | orders`: the command line of the local sandbox."""
+"""`python -m sandbox up | dlq | trace | orders | fire`: the command line of the local sandbox."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import json
 import signal
 import sys
 import threading
+import urllib.error
+import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -14,6 +16,7 @@ from sandbox import trace as tracing
 from sandbox.assembly import AssemblyError
 from sandbox.core.state import State
 from sandbox.dynamodb.local import DynamoDBLocalError
+from sandbox.events.scheduler import ROUTE as SCHEDULES_ROUTE
 from sandbox.journey import failure_reason, text_list, text_timeline
 from sandbox.sandbox import Sandbox
 from sandbox.settings import Settings
@@ -66,6 +69,12 @@ def parser() -> argparse.ArgumentParser:
     source_arguments(orders)
     orders.add_argument("--limit", type=int, default=20,
                         help="show this many, newest first (default: %(default)s)")
+    fire_command = commands.add_parser(
+        "fire", help="fire a schedule now in the running sandbox: a scheduled rule or an "
+                     "EventBridge Scheduler schedule, by name")
+    fire_command.add_argument("name", help="the rule's or the schedule's name")
+    fire_command.add_argument("--port", type=int, default=DEFAULT_PORT,
+                              help="the running sandbox's port (default: %(default)s)")
     return cli
 
 
@@ -159,10 +168,27 @@ def orders(args: argparse.Namespace) -> int:
     return 0
 
 
+def fire(args: argparse.Namespace) -> int:
+    url = f"http://127.0.0.1:{args.port}{SCHEDULES_ROUTE}/{args.name}/fire"
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, b"", method="POST"),
+                                    timeout=30) as answer:
+            fired = json.loads(answer.read())
+    except urllib.error.HTTPError as error:
+        print(f"fire: {json.loads(error.read()).get('message')}", file=sys.stderr)
+        return 1
+    except urllib.error.URLError as error:
+        print(f"fire: no sandbox answers on port {args.port} ({error.reason})", file=sys.stderr)
+        return 1
+    print(f"fired {fired['kind']} {fired['fired']} ({fired['expression']})")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
-        return {"up": up, "dlq": dlq, "trace": trace, "orders": orders}[args.command](args)
+        return {"up": up, "dlq": dlq, "trace": trace, "orders": orders,
+                "fire": fire}[args.command](args)
     except (AssemblyError, DynamoDBLocalError, OSError) as error:
         print(f"sandbox: {error}", file=sys.stderr)
         return 2
