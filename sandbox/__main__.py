@@ -123,10 +123,10 @@ def dlq(args: argparse.Namespace) -> int:
             body = json.loads(message.body)
         except ValueError:
             body = None
-        why = failure_reason(message.attributes, body)
+        why = failure_reason(message.strings(), body)
         if args.json:
             print(json.dumps({"id": message.id, "queue": message.queue, "reason": why,
-                              "sent": message.sent, "attributes": message.attributes,
+                              "sent": message.sent, "attributes": message.strings(),
                               "body": message.body}))
         else:
             sent = datetime.fromtimestamp(message.sent, UTC).isoformat(timespec="seconds")

@@ -2,9 +2,9 @@
 AWS CLI at, and where the REST APIs are served under their stage path.
 
 It only dispatches, by protocol, to each service's wire layer: requests carrying `X-Amz-Target`
-are AWS API calls (EventBridge answered here, DynamoDB passed through to DynamoDB Local); the
-sandbox's own pages (the console) by their path prefix; anything else is a request to a REST
-API (`/prod/order`).
+are AWS API calls (EventBridge and SQS answered here, DynamoDB passed through to DynamoDB
+Local); the sandbox's own pages (the console) by their path prefix; anything else is a request
+to a REST API (`/prod/order`).
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ from sandbox.core.wire import Response, aws_error
 from sandbox.dynamodb.wire import DynamoDBPassThrough
 from sandbox.events import wire as events_wire
 from sandbox.events.backend import EventBus
+from sandbox.sqs import wire as sqs_wire
+from sandbox.sqs.backend import Queues
 
 
 class Endpoint:
@@ -26,11 +28,13 @@ class Endpoint:
         self,
         port: int,
         bus: EventBus,
+        queues: Queues,
         api_gateway: ApiGateway,
         dynamodb: DynamoDBPassThrough,
         extra_routes: dict[str, Callable[[str, str, bytes], Response]] | None = None,
     ) -> None:
         self.bus = bus
+        self.queues = queues
         self.api_gateway = api_gateway
         self.dynamodb = dynamodb
         self.extra_routes = {} if extra_routes is None else extra_routes
@@ -56,6 +60,8 @@ class Endpoint:
         amz_target = headers.get("x-amz-target", "")
         if amz_target.startswith(events_wire.TARGET_PREFIX):
             return events_wire.handle(self.bus, amz_target.split(".", 1)[1], body)
+        if amz_target.startswith(sqs_wire.TARGET_PREFIX):
+            return sqs_wire.handle(self.queues, amz_target.split(".", 1)[1], body)
         if amz_target.startswith("DynamoDB_"):
             return self.dynamodb.handle(method, path, headers, body)
         if amz_target:

@@ -159,7 +159,7 @@ class Sandbox:
             "AWS_SESSION_TOKEN": "sandbox",
         }
         self.targets = Targets()
-        self.queues = Queues(stacks, self.targets)
+        self.queues = Queues(stacks, self.state, self.targets)
         self.logs = FunctionLogs(self.state_dir / "logs", self.out,
                                  label=lambda function: self.lambda_.label(function))
         self._stops.append(self.logs.close)
@@ -184,7 +184,7 @@ class Sandbox:
         self.apis = [api for stack in stacks for api in RestApi.from_stack(stack)]
 
         self.extra_routes.update(Console.of(self).routes())
-        self.endpoint = Endpoint(self.port, self.bus,
+        self.endpoint = Endpoint(self.port, self.bus, self.queues,
                                  ApiGateway(self.apis, self.lambda_, self.settings),
                                  DynamoDBPassThrough(self.dynamodb.endpoint_url),
                                  self.extra_routes)

@@ -85,6 +85,35 @@ def test_an_invalid_event_ends_in_failure_queues_with_its_reason(
         assert "ID" in message["reason"]
 
 
+def test_a_failure_queue_is_an_ordinary_queue_read_with_boto3(sandbox: SandboxProcess) -> None:
+    """What ends in a failure queue is read as from any SQS queue: receive, then delete."""
+    events = sandbox.client("events")
+    detail = {"metadata": {"service": "demo-eventbridge"}, "data": {"note": "read me"}}
+    event_id = events.put_events(Entries=[{
+        "EventBusName": order_bus(sandbox), "Source": "order_service",
+        "DetailType": "order_created", "Detail": json.dumps(detail)}])["Entries"][0]["EventId"]
+    sqs = sandbox.client("sqs")
+    urls = sqs.list_queues()["QueueUrls"]
+    assert all(url.startswith(f"{sandbox.url}/000000000000/") for url in urls)
+
+    def received() -> list[dict[str, Any]]:
+        found = []
+        for url in urls:
+            for message in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10,
+                                               MessageSystemAttributeNames=["All"],
+                                               VisibilityTimeout=60).get("Messages", []):
+                if event_id in message["Body"]:
+                    found.append((url, message))
+        return found
+
+    (url, message), *_ = wait_for(received, 60, "a failure record in a queue")
+    assert json.loads(message["Body"])["requestPayload"]["id"] == event_id
+    assert message["Attributes"]["ApproximateReceiveCount"] == "1"
+    sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+    with pytest.raises(sqs.exceptions.QueueDoesNotExist):
+        sqs.get_queue_url(QueueName="no-such-queue")
+
+
 def test_missing_routes_and_methods_answer_403(sandbox: SandboxProcess) -> None:
     for path in ("/prod/nowhere", "/prod", "/staging/order", "/"):
         status, _, body = get(f"{sandbox.url}{path}")

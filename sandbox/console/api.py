@@ -105,7 +105,7 @@ def failure_message(message: Message, queue_name: str,
     if lambda_record:
         attempts = body["requestContext"].get("approximateInvokeCount")
     else:
-        attempts = int(message.attributes.get("RETRY_ATTEMPTS", "0")) + 1
+        attempts = int(message.strings().get("RETRY_ATTEMPTS", "0")) + 1
     found = sorted(values_in_message(message.body) & keys.keys())
     return {
         "id": message.id,
@@ -114,12 +114,12 @@ def failure_message(message: Message, queue_name: str,
         "sent_time": datetime.fromtimestamp(message.sent, UTC).isoformat(
             timespec="milliseconds").replace("+00:00", "Z"),
         "source": "lambda" if lambda_record else "eventbridge",
-        "reason": failure_reason(message.attributes, body),
+        "reason": failure_reason(message.strings(), body),
         "attempts": attempts,
         "items": [{"table": keys[key], "key": key} for key in found],
         "event": ({"id": event.get("id"), "detail_type": event.get("detail-type"),
                    "source": event.get("source")} if isinstance(event, dict) else None),
-        "attributes": message.attributes,
+        "attributes": message.strings(),
         "body": body,
     }
 

@@ -2,9 +2,10 @@
 
 AWS keeps three things durably that a local copy must keep too, or a killed sandbox loses
 orders: events EventBridge accepted but has not delivered yet, asynchronous invocations Lambda
-accepted but has not run to the end, and messages in SQS queues (dead-letter queues and
-on-failure destinations). It also keeps a history of what happened (events put, invocations),
-which is what the console and `trace` show.
+accepted but has not run to the end, and messages in SQS queues, with their receive counts
+and visibility (`sandbox.sqs.store` holds the statements of receiving and deleting). It also
+keeps a history of what happened (events put, invocations), which is what the console and
+`trace` show.
 
 Write-ahead log with `synchronous=NORMAL`: each commit survives the process being killed
 (not a power cut), at a few microseconds a commit.
@@ -16,7 +17,7 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,14 +36,29 @@ CREATE TABLE IF NOT EXISTS jobs (
 );
 CREATE INDEX IF NOT EXISTS jobs_due ON jobs (due);
 CREATE TABLE IF NOT EXISTS messages (
-    id TEXT PRIMARY KEY,
+    id TEXT PRIMARY KEY,           -- the MessageId
     queue TEXT NOT NULL,           -- queue ARN
     body TEXT NOT NULL,
-    attributes TEXT NOT NULL,      -- JSON: message attributes, name -> string value
-    sent REAL NOT NULL,
-    group_id TEXT                  -- a FIFO queue's MessageGroupId
+    attributes TEXT NOT NULL,      -- JSON: message attributes, name -> {DataType, StringValue...}
+    sent REAL NOT NULL,            -- SentTimestamp
+    group_id TEXT,                 -- a FIFO queue's MessageGroupId
+    dedup_id TEXT,                 -- a FIFO queue's MessageDeduplicationId
+    sequence INTEGER,              -- a FIFO queue's SequenceNumber
+    visible REAL NOT NULL DEFAULT 0,  -- not received before: its delay, or visibility timeout
+    receives INTEGER NOT NULL DEFAULT 0,  -- ApproximateReceiveCount
+    first_receive REAL,            -- ApproximateFirstReceiveTimestamp
+    receipt TEXT,                  -- the token of its latest receipt handle
+    system TEXT                    -- JSON: message system attributes (AWSTraceHeader)
 );
 CREATE INDEX IF NOT EXISTS messages_queue ON messages (queue, sent);
+CREATE TABLE IF NOT EXISTS deduplication (  -- a FIFO queue remembers each id for 5 minutes
+    queue TEXT NOT NULL,
+    dedup_id TEXT NOT NULL,
+    message_id TEXT NOT NULL,
+    sequence INTEGER NOT NULL,
+    sent REAL NOT NULL,
+    PRIMARY KEY (queue, dedup_id)
+);
 CREATE TABLE IF NOT EXISTS history (
     id INTEGER PRIMARY KEY,
     at REAL NOT NULL,
@@ -52,7 +68,11 @@ CREATE TABLE IF NOT EXISTS history (
 CREATE INDEX IF NOT EXISTS history_kind ON history (kind, id);
 """
 # Columns added since the first state folders: added to an older file at start.
-ADDED_COLUMNS = {"messages": {"group_id": "TEXT"}}
+ADDED_COLUMNS = {"messages": {
+    "group_id": "TEXT", "dedup_id": "TEXT", "sequence": "INTEGER",
+    "visible": "REAL NOT NULL DEFAULT 0", "receives": "INTEGER NOT NULL DEFAULT 0",
+    "first_receive": "REAL", "receipt": "TEXT", "system": "TEXT",
+}}
 
 
 @dataclass(frozen=True)
@@ -78,12 +98,44 @@ class NewJob:
 
 @dataclass(frozen=True)
 class Message:
+    """A message in a queue, as SQS keeps it."""
+
     id: str
     queue: str
     body: str
-    attributes: dict[str, str]
+    # Message attributes as SQS's API shapes them: name -> {"DataType": "String",
+    # "StringValue": ...} (or "BinaryValue", base64). Older state folders hold name -> text.
+    attributes: dict[str, Any]
     sent: float
     group_id: str | None = None
+    dedup_id: str | None = None
+    sequence: int | None = None
+    visible: float = 0.0
+    receives: int = 0
+    first_receive: float | None = None
+    receipt: str | None = None
+    system: dict[str, str] = field(default_factory=dict)
+
+    def strings(self) -> dict[str, str]:
+        """The attributes as name -> text: what EventBridge and Lambda write as reasons."""
+        return {name: value if isinstance(value, str) else
+                str(value.get("StringValue", value.get("BinaryValue", "")))
+                for name, value in self.attributes.items()}
+
+
+MESSAGE_COLUMNS = ("id, queue, body, attributes, sent, group_id, dedup_id, sequence, visible, "
+                   "receives, first_receive, receipt, system")
+
+
+def message_row(m: Message) -> tuple[Any, ...]:
+    return (m.id, m.queue, m.body, json.dumps(m.attributes), m.sent, m.group_id, m.dedup_id,
+            m.sequence, m.visible, m.receives, m.first_receive, m.receipt,
+            json.dumps(m.system) if m.system else None)
+
+
+def message_of(row: tuple[Any, ...]) -> Message:
+    return Message(row[0], row[1], row[2], json.loads(row[3]), row[4], row[5], row[6], row[7],
+                   row[8], row[9], row[10], row[11], json.loads(row[12]) if row[12] else {})
 
 
 @dataclass
@@ -118,6 +170,8 @@ class State:
                 if name not in have:
                     self._db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
         self._lock = threading.Lock()
+        # Called with the queue ARNs after a commit stored messages in them (long polls wait).
+        self.on_messages: list[Callable[[set[str]], None]] = []
 
     def close(self) -> None:
         with self._lock:
@@ -138,6 +192,7 @@ class State:
         """Record new work, queue messages and history and finish job `done`, all or nothing:
         a job is never both finished and lost, nor its follow-up written twice."""
         now = time.time()
+        messages = list(messages)
         with self._transaction() as db:
             if done is not None:
                 db.execute("DELETE FROM jobs WHERE id = ?", (done,))
@@ -151,15 +206,16 @@ class State:
                 ],
             )
             db.executemany(
-                "INSERT INTO messages (id, queue, body, attributes, sent, group_id) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                [(m.id, m.queue, m.body, json.dumps(m.attributes), m.sent, m.group_id)
-                 for m in messages],
+                f"INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES ({', '.join('?' * 13)})",
+                [message_row(m) for m in messages],
             )
             db.executemany(
                 "INSERT INTO history (at, kind, record) VALUES (?, ?, ?)",
                 [(now, record.KIND, dumps(record)) for record in history],
             )
+        queues = {m.queue for m in messages}
+        for listener in self.on_messages if queues else ():
+            listener(queues)
 
     def commit(self, writes: Writes, done: int | None = None) -> None:
         self.add(writes.jobs, writes.messages, writes.history, done)
@@ -199,15 +255,19 @@ class State:
 
     # Queue messages
 
+    def transaction(self) -> _Transaction:
+        """One write transaction, for a service's own statements (`sandbox.sqs.store`)."""
+        return self._transaction()
+
     def messages(self, queue: str | None = None) -> list[Message]:
-        query = "SELECT id, queue, body, attributes, sent, group_id FROM messages"
+        query = f"SELECT {MESSAGE_COLUMNS} FROM messages"
         args: tuple[str, ...] = ()
         if queue is not None:
             query += " WHERE queue = ?"
             args = (queue,)
         with self._lock:
             rows = self._db.execute(query + " ORDER BY sent", args).fetchall()
-        return [Message(r[0], r[1], r[2], json.loads(r[3]), r[4], r[5]) for r in rows]
+        return [message_of(r) for r in rows]
 
     # History
 
