@@ -26,6 +26,7 @@ _NAMES: dict[str, tuple[str, int]] = {
     "AWS::DynamoDB::Table": ("TableName", 255),
     "AWS::Lambda::Function": ("FunctionName", 64),
     "AWS::SQS::Queue": ("QueueName", 80),
+    "AWS::SNS::Topic": ("TopicName", 256),
     "AWS::Events::EventBus": ("Name", 256),
     "AWS::Events::Rule": ("Name", 64),
     "AWS::IAM::Role": ("RoleName", 64),
@@ -221,10 +222,11 @@ class Stack:
         return _shorten(f"{self.name}-{logical_id}", limit - len(suffix)) + suffix
 
     def _is_fifo(self, resource: Resource) -> bool:
-        if resource.type != "AWS::SQS::Queue":
+        prop = {"AWS::SQS::Queue": "FifoQueue", "AWS::SNS::Topic": "FifoTopic"}.get(resource.type)
+        if prop is None:
             return False
-        where = f"Resources.{resource.logical_id}.Properties.FifoQueue"
-        return self._resolve(resource.properties.get("FifoQueue", False), where) in (True, "true")
+        where = f"Resources.{resource.logical_id}.Properties.{prop}"
+        return self._resolve(resource.properties.get(prop, False), where) in (True, "true")
 
     def _rule_bus(self, resource: Resource) -> str:
         where = f"Resources.{resource.logical_id}.Properties.EventBusName"
@@ -247,6 +249,8 @@ class Stack:
         name = self._name(logical_id, where)
         if kind == "AWS::SQS::Queue":
             return f"{self._endpoint_url}/{self.account}/{name}"
+        if kind == "AWS::SNS::Topic":
+            return self._get_att(logical_id, "TopicArn", where)
         if kind == "AWS::Events::Rule":
             # CloudFormation returns "bus|rule" for a rule on a custom bus, the name otherwise.
             bus = self._rule_bus(resource)
@@ -281,6 +285,10 @@ class Stack:
                 return name
             case "AWS::SQS::Queue", "QueueUrl":
                 return self._ref_resource(logical_id, where)
+            case "AWS::SNS::Topic", "TopicArn":
+                return f"{arn}:sns:{region}:{account}:{name}"
+            case "AWS::SNS::Topic", "TopicName":
+                return name
             case "AWS::IAM::Role", "Arn":
                 path_where = f"Resources.{logical_id}.Properties.Path"
                 path = self._resolve(resource.properties.get("Path", "/"), path_where)

@@ -37,6 +37,7 @@ from sandbox.events.scheduler import (
 )
 from sandbox.lambda_.backend import INVOKE, AsyncInvocation, LambdaService
 from sandbox.settings import Settings
+from sandbox.sns.backend import Topics
 from sandbox.sqs.backend import Queues
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
@@ -49,6 +50,8 @@ EMULATED = {
     "AWS::Lambda::Function",
     "AWS::Lambda::EventInvokeConfig",
     "AWS::SQS::Queue",
+    "AWS::SNS::Topic",
+    "AWS::SNS::Subscription",
     "AWS::ApiGateway::RestApi",
     "AWS::ApiGateway::Resource",
     "AWS::ApiGateway::Method",
@@ -58,7 +61,7 @@ EMULATED = {
 }
 # Permissions and bookkeeping: locally everything may call everything, so skipped quietly.
 QUIETLY_SKIPPED = ("AWS::IAM::", "AWS::CDK::Metadata", "AWS::Lambda::Permission",
-                   "AWS::SQS::QueuePolicy")
+                   "AWS::SQS::QueuePolicy", "AWS::SNS::TopicPolicy")
 
 
 def not_emulated(stacks: list[Stack]) -> list[str]:
@@ -166,6 +169,7 @@ class Sandbox:
         self.lambda_ = LambdaService(stacks, self.state, self.targets, self.settings, base_env,
                                      on_log=self.logs)
         self._stops.append(self.lambda_.close)
+        self.topics = Topics(stacks, self.targets)
         self.runner = JobRunner(self.state, {})
         self.bus = EventBus(stacks, self.state, self.targets, self.settings,
                             on_accept=self.runner.wake)
@@ -216,6 +220,8 @@ class Sandbox:
             say(f"  Schedule        {entry.kind} {entry.name}: {entry.expression}{zone}{off}\n")
         if self.lambda_.not_runnable:
             say(f"  not run         {', '.join(self.lambda_.not_runnable)}\n")
+        for note in self.topics.notes:
+            say(f"  SNS             {note}\n")
         skipped = not_emulated(self.stacks)
         if skipped:
             say(f"  not emulated    {', '.join(skipped)}\n")

@@ -8,6 +8,17 @@ accepted it, it runs to success, or is retried twice (about 1 and 2 minutes apar
 function's `OnFailure` destination (a queue, topic, function or bus, by ARN through `Targets`)
 and the event to its `DeadLetterConfig` queue or topic; with neither it is dropped, as on AWS.
 A success goes to the `OnSuccess` destination, if there is one.
+
+Limits Lambda enforces before running anything (AWS's quotas page):
+- Payload: 6 MB (6,291,456 bytes) for a synchronous invocation, refused with 413
+  `RequestEntityTooLargeException`; 1 MB (1,048,576 bytes, raised from 256 KB) for an
+  asynchronous one, refused when Lambda would accept it, so the caller (a rule target, a topic)
+  fails at once, without retries.
+- `ReservedConcurrentExecutions`: a synchronous invocation beyond it is refused with 429
+  `TooManyRequestsException` ("Rate Exceeded."); an asynchronous one waits for a free slot, as
+  Lambda's internal queue does. At 0, asynchronous events go straight to the on-failure
+  destination and dead-letter queue without a try (condition `ZeroReservedConcurrency`), as Lambda
+  does since August 2021.
 """
 
 from __future__ import annotations
@@ -16,7 +27,8 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any
 
@@ -27,6 +39,7 @@ from sandbox.core.jobs import Abandoned
 from sandbox.core.state import Job, NewJob, State, Writes
 from sandbox.core.targets import Parcel, Targets
 from sandbox.lambda_.records import (
+    ZERO_RESERVED_CONCURRENCY,
     DestinationRecord,
     destination_event,
     error_of,
@@ -38,10 +51,40 @@ from sandbox.settings import Settings
 FUNCTION = "AWS::Lambda::Function"
 EVENT_INVOKE_CONFIG = "AWS::Lambda::EventInvokeConfig"
 INVOKE = "invoke"  # the job kind of an asynchronous invocation
+SYNC_PAYLOAD_LIMIT = 6_291_456
+ASYNC_PAYLOAD_LIMIT = 1_048_576
+# The sandbox's own cap on one function's workers, when the template reserves no concurrency.
+DEFAULT_MAX_WORKERS = 10
+# The ErrorCode attribute of a dead letter: the HTTP status of the last try.
+DLQ_ERROR_CODES = {ZERO_RESERVED_CONCURRENCY: "429", "ResourceNotFoundException": "404",
+                   "RequestEntityTooLargeException": "413"}
 
 
 class FunctionNotFound(LookupError):
     pass
+
+
+class InvokeRefused(Exception):
+    """Lambda refused an invocation before running it: `status` and `code` as its API answers."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+def too_large(payload_size: int, limit: int) -> InvokeRefused | None:
+    if payload_size <= limit:
+        return None
+    operation = "InvokeFunction" if limit == SYNC_PAYLOAD_LIMIT else "InvokeAsync"
+    return InvokeRefused(413, "RequestEntityTooLargeException",
+                         f"Request must be smaller than {limit} bytes for the {operation} "
+                         "operation")
+
+
+def throttled() -> InvokeRefused:
+    return InvokeRefused(429, "TooManyRequestsException", "Rate Exceeded.")
 
 
 class AsyncConfig:
@@ -82,8 +125,13 @@ def function_configs(stack: Stack) -> tuple[dict[str, FunctionConfig], list[str]
                 k: str(v) for k, v in props.get("Environment", {}).get("Variables", {}).items()
             },
             dead_letter_arn=props.get("DeadLetterConfig", {}).get("TargetArn"),
+            reserved_concurrency=_optional_int(props.get("ReservedConcurrentExecutions")),
         )
     return runnable, skipped
+
+
+def _optional_int(value: object) -> int | None:
+    return None if value is None else int(str(value))
 
 
 def display_name(stack: Stack, logical_id: str) -> str:
@@ -127,6 +175,9 @@ class LambdaService:
                 dead_letter = self.configs[name].dead_letter_arn if name in self.configs else None
                 self.async_configs[name] = AsyncConfig(props, dead_letter)
         self._workers: dict[str, FunctionWorkers] = {}
+        # A slot per reserved concurrent execution, for the functions that reserve some.
+        self._slots = {name: threading.BoundedSemaphore(config.reserved_concurrency)
+                       for name, config in self.configs.items() if config.reserved_concurrency}
         self._lock = threading.Lock()
         self._closing = False
 
@@ -151,7 +202,9 @@ class LambdaService:
             if self._closing:
                 raise Abandoned(f"{config.name}: the sandbox is stopping")
             if config.arn not in self._workers:
-                self._workers[config.arn] = FunctionWorkers(config, self.on_log, self.base_env)
+                self._workers[config.arn] = FunctionWorkers(
+                    config, self.on_log, self.base_env,
+                    max_concurrency=config.reserved_concurrency or DEFAULT_MAX_WORKERS)
             return self._workers[config.arn]
 
     def close(self) -> None:
@@ -164,25 +217,56 @@ class LambdaService:
     # Invoke
 
     def invoke(
-        self, name_or_arn: str, payload: bytes, request_id: str | None = None, **context: Any
+        self, name_or_arn: str, payload: bytes, request_id: str | None = None,
+        wait_for_slot: bool = False, **context: Any
     ) -> Invocation:
-        """Run one invocation now and record it in the history (for the console and trace)."""
+        """Run one invocation now and record it in the history (for the console and trace).
+
+        Raises `InvokeRefused` when Lambda would refuse it: a payload over the synchronous limit,
+        or no free slot of the function's reserved concurrency (`wait_for_slot`, for an
+        asynchronous invocation, waits for one instead)."""
         config = self.config(name_or_arn)
+        refused = too_large(len(payload), SYNC_PAYLOAD_LIMIT)
+        if refused:
+            raise refused
         request_id = request_id or str(uuid.uuid4())
-        if self.settings.inject(self.settings.invoke_fault_share):
-            invocation = injected_fault(config, request_id)
-        else:
-            invocation = self.workers(config).invoke(payload, request_id)
+        with self._slot(config, wait_for_slot):
+            if self.settings.inject(self.settings.invoke_fault_share):
+                invocation = injected_fault(config, request_id)
+            else:
+                invocation = self.workers(config).invoke(payload, request_id)
         if self._closing:
             # Killed by the sandbox stopping, not failed: not a try that counts.
             raise Abandoned(f"{config.name}: the sandbox stopped during {request_id}")
         self.state.record(invocation_record(invocation, self.label(config.name), context))
         return invocation
 
+    @contextmanager
+    def _slot(self, config: FunctionConfig, wait: bool) -> Iterator[None]:
+        if config.reserved_concurrency == 0:
+            raise throttled()
+        slots = self._slots.get(config.name)
+        if slots is None:
+            yield
+            return
+        while not slots.acquire(timeout=0.2 if wait else 0):
+            if not wait:
+                raise throttled()
+            if self._closing:
+                raise Abandoned(f"{config.name}: the sandbox is stopping")
+        try:
+            yield
+        finally:
+            slots.release()
+
     def async_job(self, name_or_arn: str, body: str, **context: Any) -> NewJob:
         """Lambda accepting an asynchronous invocation: a job the caller stores (in the same
-        transaction as whatever ends its own work)."""
+        transaction as whatever ends its own work). Raises `Failure`, not to be retried, when
+        Lambda refuses it: a payload over the asynchronous limit."""
         config = self.config(name_or_arn)
+        refused = too_large(len(body.encode()), ASYNC_PAYLOAD_LIMIT)
+        if refused:
+            raise Failure(refused.code, refused.message, retryable=False)
         payload = {"body": body, "request_id": str(uuid.uuid4()), "context": context}
         return NewJob(INVOKE, config.arn, payload)
 
@@ -216,11 +300,17 @@ class AsyncInvocation:
         request_id = job.payload["request_id"]
         context = {**job.payload["context"], "attempt": job.attempt + 1}
         try:
+            if self.service.config(job.target).reserved_concurrency == 0:
+                raise Failure(ZERO_RESERVED_CONCURRENCY, "Function not invoked. Function is "
+                              "configured with zero reserved concurrent executions",
+                              retryable=False)
             invocation = self.service.invoke(job.target, job.payload["body"].encode(),
-                                             request_id, **context)
+                                             request_id, wait_for_slot=True, **context)
         except FunctionNotFound as error:
             # Accepted before the function left the template: nothing can run it any more.
             raise Failure("ResourceNotFoundException", str(error), retryable=False) from None
+        except InvokeRefused as error:
+            raise Failure(error.code, error.message, retryable=error.status == 429) from None
         if not invocation.ok:
             self._last[job.id] = invocation
             error = error_of(invocation)
@@ -229,16 +319,8 @@ class AsyncInvocation:
         if destination is None:
             return Writes()
         record = self._record(job, "Success", invocation, None)
-        parcel = Parcel(record.body(destination), {"request_id": job.payload["request_id"]},
-                        via="destination")
-        taken = DestinationTaken(self._label(job), job.payload["request_id"], "Success",
-                                 destination, "OnSuccess", ok=True,
-                                 event_id=job.payload["context"].get("event_id"))
-        try:
-            writes = self.service.targets.deliver(destination, parcel)
-        except Failure as error:
-            return Writes(history=[replace(taken, ok=False, error_message=error.message)])
-        writes.history.append(taken)
+        writes, _ = self._route(job, "OnSuccess", record, destination, Parcel(
+            record.body(destination), {"request_id": request_id}, via="destination"))
         return writes
 
     def retrying(self, job: Job, failure: Failure) -> list[Record]:
@@ -255,27 +337,47 @@ class AsyncInvocation:
                      "MaximumEventAgeInSeconds": "EventAgeExceeded"}.get(exhausted or "",
                                                                          failure.code)
         record = self._record(job, condition, invocation, failure)
-        parcels = []
+        attributes = {  # Lambda's dead-letter message attributes
+            "RequestID": job.payload["request_id"],
+            "ErrorCode": "200" if invocation else DLQ_ERROR_CODES.get(failure.code, "500"),
+            "ErrorMessage": failure.message[:1024],
+        }
+        routes = []
         if settings.on_failure:
-            parcels.append((settings.on_failure, Parcel(
+            routes.append(("OnFailure", settings.on_failure, Parcel(
                 record.body(settings.on_failure), {"request_id": job.payload["request_id"]},
                 via="destination")))
         if settings.dead_letter:
-            parcels.append((settings.dead_letter, Parcel(job.payload["body"], attributes={
-                "RequestID": job.payload["request_id"],
-                "ErrorCode": "200",
-                "ErrorMessage": failure.message[:1024],
-            })))
+            routes.append(("DeadLetterConfig", settings.dead_letter,
+                           Parcel(job.payload["body"], attributes=attributes)))
         writes = Writes()
-        for destination, parcel in parcels:
-            try:
-                writes += self.service.targets.deliver(destination, parcel)
-            except Failure:
-                continue  # a destination that names nothing: as if it were not set
-            writes.history.append(self._dead_letter(job, destination, record))
-        if not writes.history:
-            writes.history.append(self._dead_letter(job, None, record))
+        taken = False
+        for route, destination, parcel in routes:
+            route_writes, ok = self._route(job, route, record, destination, parcel)
+            writes += route_writes
+            if ok:
+                writes.history.append(self._dead_letter(job, destination, record, attributes))
+            taken = taken or ok
+        if not taken:
+            writes.history.append(self._dead_letter(job, None, record, attributes))
         return writes
+
+    def _route(self, job: Job, route: str, record: DestinationRecord, destination: str,
+               parcel: Parcel) -> tuple[Writes, bool]:
+        """Hand `parcel` to `destination`. One that names nothing or refuses it loses the record,
+        as on AWS (its DestinationDeliveryFailures metric): the history says why. A failure
+        route that took it is told by its dead letter."""
+        condition = record.record["requestContext"]["condition"]
+        taken = DestinationTaken(self._label(job), job.payload["request_id"], condition,
+                                 destination, route, ok=True,
+                                 event_id=job.payload["context"].get("event_id"))
+        try:
+            writes = self.service.targets.deliver(destination, parcel)
+        except Failure as error:
+            return Writes(history=[replace(taken, ok=False, error_message=error.message)]), False
+        if route == "OnSuccess":
+            writes.history.append(taken)
+        return writes, True
 
     def _label(self, job: Job) -> str:
         return self.service.label(self.service._name(job.target))
@@ -284,14 +386,17 @@ class AsyncInvocation:
                 failure: Failure | None) -> DestinationRecord:
         config = self.service.configs.get(self.service._name(job.target))
         arn = config.arn if config else job.target
-        return destination_event(arn, job.payload, job.attempt + 1, condition, invocation,
-                                 failure)
+        # Every try counts, even one that failed before the function ran; a refused one not.
+        runs = job.attempt if condition == ZERO_RESERVED_CONCURRENCY else job.attempt + 1
+        return destination_event(arn, job.payload, runs, condition, invocation, failure)
 
-    def _dead_letter(self, job: Job, queue: str | None, record: DestinationRecord) -> DeadLetter:
+    def _dead_letter(self, job: Job, queue: str | None, record: DestinationRecord,
+                     attributes: dict[str, str]) -> DeadLetter:
         context = job.payload["context"]
         return DeadLetter(queue, "lambda", event_id=context.get("event_id"),
                           function=self._label(job), record=record.record,
-                          rule=context.get("rule"), target_id=context.get("target_id"))
+                          attributes=attributes, rule=context.get("rule"),
+                          target_id=context.get("target_id"))
 
 
 def injected_fault(config: FunctionConfig, request_id: str) -> Invocation:

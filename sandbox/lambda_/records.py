@@ -5,8 +5,12 @@ The destination record has the shape of AWS's documentation ("Capturing records 
 asynchronous invocations"): `version`, `timestamp`, `requestContext` (`requestId`,
 `functionArn` with its qualifier, `condition`, `approximateInvokeCount`), `requestPayload`,
 `responseContext` (`statusCode`, `executedVersion`, `functionError` on failure) and
-`responsePayload`. Sent to an event bus, it is the `detail` of an event whose source is `lambda`
-and whose detail-type is "Lambda Function Invocation Result - Success" or "- Failure".
+`responsePayload`. Sent to an event bus, it is the `detail` of an event whose source is `lambda`,
+whose detail-type is "Lambda Function Invocation Result - Success" or "- Failure", and whose
+`resources` are the bus's ARN then the function's qualified ARN (as events captured from AWS
+show them). An invocation that never ran (reserved concurrency 0: condition
+`ZeroReservedConcurrency`, `approximateInvokeCount` 0) has no `responseContext` nor
+`responsePayload`.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ from sandbox.assembly import ACCOUNT
 from sandbox.core.history import InvocationRun
 from sandbox.lambda_.runtime_api import Invocation
 
+# The condition of an asynchronous invocation Lambda refused to run at all.
+ZERO_RESERVED_CONCURRENCY = "ZeroReservedConcurrency"
 SUCCESS_DETAIL_TYPE = "Lambda Function Invocation Result - Success"
 FAILURE_DETAIL_TYPE = "Lambda Function Invocation Result - Failure"
 
@@ -90,7 +96,7 @@ class DestinationRecord:
             "account": ACCOUNT,
             "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "region": region,
-            "resources": [self.function_arn, destination_arn],
+            "resources": [destination_arn, f"{self.function_arn}:$LATEST"],
             "detail": self.record,
         })
 
@@ -110,8 +116,11 @@ def destination_event(
     """
     success = failure is None
     response_context: dict[str, Any] = {"statusCode": 200, "executedVersion": "$LATEST"}
-    if invocation is None:
-        response_payload: Any = {"errorType": getattr(failure, "code", "ServiceException"),
+    response_payload: Any = None
+    if condition == ZERO_RESERVED_CONCURRENCY:
+        response_context = {}
+    elif invocation is None:
+        response_payload = {"errorType": getattr(failure, "code", "ServiceException"),
                                  "errorMessage": str(failure)}
         response_context = {"statusCode": 404 if failure else 200}
     elif success:
@@ -137,7 +146,8 @@ def destination_event(
             "approximateInvokeCount": invoke_count,
         },
         "requestPayload": request_payload,
-        "responseContext": response_context,
-        "responsePayload": response_payload,
     }
+    if response_context:
+        record["responseContext"] = response_context
+        record["responsePayload"] = response_payload
     return DestinationRecord(record, function_arn, success)

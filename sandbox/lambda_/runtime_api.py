@@ -57,6 +57,8 @@ class FunctionConfig:
     memory_mb: int
     environment: dict[str, str]
     dead_letter_arn: str | None = None  # DeadLetterConfig.TargetArn: a queue or topic
+    # ReservedConcurrentExecutions: at most this many runs at once (0: none); None: no limit
+    reserved_concurrency: int | None = None
 
 
 @dataclass(frozen=True)
