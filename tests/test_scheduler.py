@@ -5,11 +5,14 @@ what AWS refuses stops the start naming the file, resource and property."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sandbox_process import ROOT
 from test_assembly import only_stack, write_assembly
 
 from sandbox.assembly import ACCOUNT, AssemblyError, Stack
@@ -292,3 +295,15 @@ def test_an_unknown_time_zone_stops_the_start(tmp_path: Path) -> None:
     resource["Properties"]["ScheduleExpressionTimezone"] = "Mars/Olympus"
     with pytest.raises(AssemblyError, match="ScheduleExpressionTimezone"):
         read(tmp_path, {"Bad": resource})
+
+
+def test_sandbox_up_stops_at_once_with_exit_2_and_one_line_on_a_bad_cron(
+        tmp_path: Path) -> None:
+    assembly = write_assembly(tmp_path / "assembly", {"Bad": rule("cron(0 10 * * * *)")})
+    done = subprocess.run([sys.executable, "-m", "sandbox", "up", "--assembly", str(assembly),
+                           "--state", str(tmp_path / "state"), "--port", "0"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    (line,) = done.stderr.splitlines()
+    assert "S.template.json: Resources.Bad.Properties.ScheduleExpression" in line
+    assert NOT_VALID in line and "Traceback" not in done.stdout
