@@ -298,7 +298,9 @@ class AsyncInvocation:
 
     def attempt(self, job: Job) -> Writes:
         request_id = job.payload["request_id"]
-        context = {**job.payload["context"], "attempt": job.attempt + 1}
+        # (Jobs of older sandboxes may carry their sender's request id: not this run's.)
+        context = {key: value for key, value in job.payload["context"].items()
+                   if key != "request_id"} | {"attempt": job.attempt + 1}
         try:
             if self.service.config(job.target).reserved_concurrency == 0:
                 raise Failure(ZERO_RESERVED_CONCURRENCY, "Function not invoked. Function is "
@@ -320,7 +322,7 @@ class AsyncInvocation:
             return Writes()
         record = self._record(job, "Success", invocation, None)
         writes, _ = self._route(job, "OnSuccess", record, destination, Parcel(
-            record.body(destination), {"request_id": request_id}, via="destination"))
+            record.body(destination), self._onward(job), via="destination"))
         return writes
 
     def retrying(self, job: Job, failure: Failure) -> list[Record]:
@@ -345,8 +347,7 @@ class AsyncInvocation:
         routes = []
         if settings.on_failure:
             routes.append(("OnFailure", settings.on_failure, Parcel(
-                record.body(settings.on_failure), {"request_id": job.payload["request_id"]},
-                via="destination")))
+                record.body(settings.on_failure), self._onward(job), via="destination")))
         if settings.dead_letter:
             routes.append(("DeadLetterConfig", settings.dead_letter,
                            Parcel(job.payload["body"], attributes=attributes)))
@@ -378,6 +379,12 @@ class AsyncInvocation:
         if route == "OnSuccess":
             writes.history.append(taken)
         return writes, True
+
+    @staticmethod
+    def _onward(job: Job) -> dict[str, Any]:
+        """The context of a record sent on: a function it reaches runs as a destination, in the
+        journey of the event that started it all."""
+        return {"trigger": "destination", "event_id": job.payload["context"].get("event_id")}
 
     def _label(self, job: Job) -> str:
         return self.service.label(self.service._name(job.target))
