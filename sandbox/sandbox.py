@@ -36,6 +36,7 @@ from sandbox.events.scheduler import (
     entries,
 )
 from sandbox.lambda_.backend import INVOKE, AsyncInvocation, LambdaService
+from sandbox.lambda_.event_sources import EventSources
 from sandbox.settings import Settings
 from sandbox.sns.backend import Topics
 from sandbox.sqs.backend import Queues
@@ -49,6 +50,7 @@ EMULATED = {
     "AWS::Scheduler::ScheduleGroup",  # bookkeeping: a name in its schedules' ARNs
     "AWS::Lambda::Function",
     "AWS::Lambda::EventInvokeConfig",
+    "AWS::Lambda::EventSourceMapping",
     "AWS::SQS::Queue",
     "AWS::SNS::Topic",
     "AWS::SNS::Subscription",
@@ -169,6 +171,8 @@ class Sandbox:
         self.lambda_ = LambdaService(stacks, self.state, self.targets, self.settings, base_env,
                                      on_log=self.logs)
         self._stops.append(self.lambda_.close)
+        self.event_sources = EventSources(stacks, self.lambda_, self.queues,
+                                          self.queues.settings())
         self.topics = Topics(stacks, self.targets)
         self.runner = JobRunner(self.state, {})
         self.bus = EventBus(stacks, self.state, self.targets, self.settings,
@@ -203,6 +207,8 @@ class Sandbox:
         self._stops.append(self.runner.stop)
         self.clock.start()
         self._stops.append(self.clock.stop)
+        self.event_sources.start()
+        self._stops.append(self.event_sources.stop)
         self.print_summary(tables)
 
     def print_summary(self, tables: list[dict]) -> None:
@@ -218,6 +224,11 @@ class Sandbox:
             zone = "" if entry.timing.tz.key == "UTC" else f" in {entry.timing.tz.key}"
             off = "" if entry.enabled else " (DISABLED)"
             say(f"  Schedule        {entry.kind} {entry.name}: {entry.expression}{zone}{off}\n")
+        for mapping in self.event_sources.sqs:
+            say(f"  Event source    {mapping.queue_arn.split(':')[-1]} -> "
+                f"{self.lambda_.label(mapping.function_arn.split(':')[6])}\n")
+        if self.event_sources.not_run:
+            say(f"  not polled      {', '.join(self.event_sources.not_run)}\n")
         if self.lambda_.not_runnable:
             say(f"  not run         {', '.join(self.lambda_.not_runnable)}\n")
         for note in self.topics.notes:

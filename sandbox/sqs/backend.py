@@ -16,6 +16,7 @@ body's SHA-256 for 5 minutes). The maximum message size is AWS's current default
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
@@ -264,6 +265,24 @@ class Queues:
         now = time.time()
         at = self.store.next_visible(queue.arn, now)
         return MAX_WAIT_S if at is None else max(0.01, at - now)
+
+    # For Lambda's pollers (sandbox.lambda_.sqs_source.QueueReader)
+
+    def take(self, queue_arn: str, limit: int, wait_s: float) -> list[tuple[Message, str]]:
+        queue = self.queues[queue_arn]
+        return [(m, receipt_handle(m.id, m.receipt or ""))
+                for m in self.receive(queue, limit, queue.visibility_s, wait_s)]
+
+    def settle(self, queue_arn: str, messages: list[Message]) -> None:
+        queue = self.queues[queue_arn]
+        for message in messages:
+            # Received again since (its timeout ran out): the newer receiver settles it.
+            with contextlib.suppress(MessageError):
+                self.store.delete(queue_arn, message.id, message.receipt or "", "", queue.fifo)
+
+    def settings(self) -> dict[str, tuple[bool, int]]:
+        """Queue ARN -> (FIFO, visibility timeout): what Lambda checks of a mapping's queue."""
+        return {arn: (q.fifo, q.visibility_s) for arn, q in self.queues.items()}
 
     # Deleting and visibility
 

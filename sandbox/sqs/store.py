@@ -62,10 +62,13 @@ class QueueStore:
             for row in db.execute(query, (*args, limit + 100)).fetchall():
                 message = message_of(row)
                 if redrive is not None and message.receives >= redrive.max_receive_count:
+                    # The receive count goes along; a FIFO message's enqueue time starts anew,
+                    # a standard one's does not (SQS developer guide, DLQ retention).
                     system = {**message.system, "DeadLetterQueueSourceArn": arn}
                     db.execute("UPDATE messages SET queue = ?, visible = ?, receipt = NULL, "
-                               "system = ? WHERE id = ?",
-                               (redrive.dead_letter_arn, now, json.dumps(system), message.id))
+                               "system = ?, sent = ? WHERE id = ?",
+                               (redrive.dead_letter_arn, now, json.dumps(system),
+                                now if fifo else message.sent, message.id))
                     redriven.append(message)
                     continue
                 if len(received) == limit:

@@ -1,0 +1,68 @@
+"""What Lambda's SQS pollers hand a function and take back, pure: the record shape of AWS's
+documented example event, filtering, and the partial batch answer."""
+
+from __future__ import annotations
+
+import hashlib
+
+from sandbox.core.state import Message
+from sandbox.events.patterns import compile_pattern
+from sandbox.lambda_.sqs_source import failed_items, matches, sqs_record
+
+QUEUE = "arn:aws:sqs:us-east-1:000000000000:my-queue"
+
+
+def message(body: str = "Test message.", **fields: object) -> Message:
+    return Message("059f36b4-87a3-44ab-83d2-661975830a7d", QUEUE, body,
+                   {"myAttribute": {"DataType": "String", "StringValue": "myValue"}},
+                   1545082649.183, receives=1, first_receive=1545082649.185, **fields)
+
+
+def test_a_record_has_the_shape_of_awss_example_event() -> None:
+    record = sqs_record(message(), QUEUE, "us-east-1", "AQEBwJnKyrHigUMZj6rYigCgxlaS3SLy0a...")
+    assert record == {
+        "messageId": "059f36b4-87a3-44ab-83d2-661975830a7d",
+        "receiptHandle": "AQEBwJnKyrHigUMZj6rYigCgxlaS3SLy0a...",
+        "body": "Test message.",
+        "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "1545082649183",
+                       "SenderId": "000000000000",
+                       "ApproximateFirstReceiveTimestamp": "1545082649185"},
+        "messageAttributes": {"myAttribute": {
+            "stringValue": "myValue", "binaryValue": None, "stringListValues": [],
+            "binaryListValues": [], "dataType": "String"}},
+        "md5OfBody": hashlib.md5(b"Test message.").hexdigest(),
+        "eventSource": "aws:sqs",
+        "eventSourceARN": QUEUE,
+        "awsRegion": "us-east-1",
+    }
+
+
+def test_a_fifo_record_carries_its_group_deduplication_and_sequence() -> None:
+    record = sqs_record(message(group_id="1", dedup_id="abc", sequence=18849496460467696128),
+                        QUEUE + ".fifo", "us-east-1", "h")
+    assert record["attributes"]["MessageGroupId"] == "1"
+    assert record["attributes"]["MessageDeduplicationId"] == "abc"
+    assert record["attributes"]["SequenceNumber"] == "18849496460467696128"
+
+
+def test_a_filter_matches_the_body_as_json_when_it_is_json() -> None:
+    orders = [compile_pattern({"body": {"kind": ["order"]}})]
+    assert matches(orders, sqs_record(message('{"kind": "order"}'), QUEUE, "us-east-1", "h"))
+    assert not matches(orders, sqs_record(message('{"kind": "refund"}'), QUEUE, "us-east-1",
+                                          "h"))
+    plain = [compile_pattern({"body": ["Test message."]})]
+    assert matches(plain, sqs_record(message(), QUEUE, "us-east-1", "h"))
+    assert matches([], sqs_record(message(), QUEUE, "us-east-1", "h")), "no filter: all"
+
+
+def test_a_partial_batch_answer_keeps_the_failures_or_on_doubt_the_whole_batch() -> None:
+    batch = ["a", "b", "c"]
+    assert failed_items(b'{"batchItemFailures": [{"itemIdentifier": "b"}]}', batch) == {"b"}
+    assert failed_items(b'{"batchItemFailures": []}', batch) == set()
+    assert failed_items(b"null", batch) == set()
+    assert failed_items(b"{}", batch) == set()
+    # Lambda cannot use these: the whole batch fails.
+    assert failed_items(b'{"batchItemFailures": [{"itemIdentifier": "z"}]}', batch) is None
+    assert failed_items(b'{"batchItemFailures": [{"itemIdentifier": ""}]}', batch) is None
+    assert failed_items(b'{"batchItemFailures": "b"}', batch) is None
+    assert failed_items(b"not json", batch) is None
