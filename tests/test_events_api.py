@@ -166,3 +166,14 @@ def test_a_target_input_aws_refuses_stops_the_start_naming_file_rule_target_and_
     assert str(refused.value).startswith(
         f"S.template.json: Resources.MyRule.Properties.Targets[t].{where}: ")
     assert message in str(refused.value)
+
+
+def test_an_invalid_pattern_in_the_template_stops_the_start_naming_rule_and_property(
+        tmp_path: Path) -> None:
+    bad = {"Type": "AWS::Events::Rule", "Properties": {
+        "EventPattern": {"source": [{"prefix": 5}]}, "Targets": [{"Id": "t", "Arn": QUEUE_ARN}]}}
+    with pytest.raises(AssemblyError) as caught:
+        bus_of({"Bad": bad}, tmp_path)
+    message = str(caught.value)
+    assert "Resources.Bad.Properties.EventPattern: InvalidEventPatternException: " in message
+    assert "\n" not in message

@@ -144,7 +144,7 @@ def read_rules(stack: Stack) -> list[Rule]:
                 name=props.get("Name") or stack.ref(resource.logical_id).split("|")[-1],
                 arn=stack.get_att(resource.logical_id, "Arn"),
                 bus=bus,
-                pattern=None if pattern_text is None else compile_pattern(pattern_text),
+                pattern=_pattern(stack, resource.logical_id, pattern_text),
                 pattern_text=pattern_text,
                 enabled=props.get("State", "ENABLED") == "ENABLED",
                 description=props.get("Description"),
@@ -153,6 +153,17 @@ def read_rules(stack: Stack) -> list[Rule]:
             )
         )
     return rules
+
+
+def _pattern(stack: Stack, logical_id: str, text: str | None) -> EventPattern | None:
+    """A rule's EventPattern, refused at start as PutRule refuses it."""
+    if text is None:
+        return None
+    try:
+        return compile_pattern(text)
+    except InvalidEventPatternError as error:
+        raise AssemblyError(f"{stack.template_file}: Resources.{logical_id}.Properties."
+                            f"EventPattern: InvalidEventPatternException: {error}") from None
 
 
 def _schedule(stack: Stack, logical_id: str, props: dict[str, Any], bus: str) -> str | None:
