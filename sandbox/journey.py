@@ -235,11 +235,20 @@ def attribute_logs(lines: Iterable[str]) -> list[tuple[tuple[tuple[str, int], ..
 # Failure reasons
 
 
+# Where each sender of dead letters puts its reason: (code attribute, message attribute).
+_REASON_ATTRIBUTES = (
+    ("ERROR_CODE", "ERROR_MESSAGE"),  # EventBridge, a rule target's DLQ
+    ("X-Amz-Scheduler-Error-Code", "X-Amz-Scheduler-Error-Message"),  # EventBridge Scheduler
+    ("ErrorCode", "ErrorMessage"),  # Lambda, a function's DeadLetterConfig
+)
+
+
 def failure_reason(attributes: Mapping[str, str], body: Any) -> str:
-    """Why a message is in a failure queue: EventBridge says so in the message attributes,
-    Lambda in the invocation record it sends."""
-    if "ERROR_CODE" in attributes:
-        return f"{attributes['ERROR_CODE']}: {attributes.get('ERROR_MESSAGE', '')}"
+    """Why a message is in a failure queue: EventBridge, Scheduler and a function's dead-letter
+    queue say so in the message attributes, a Lambda destination in its invocation record."""
+    for code, message in _REASON_ATTRIBUTES:
+        if code in attributes:
+            return f"{attributes[code]}: {attributes.get(message, '')}"
     if not isinstance(body, dict):
         return "unknown"
     response = body.get("responsePayload") or {}

@@ -496,3 +496,11 @@ def test_a_scheduled_event_shows_the_schedule_that_fired_it() -> None:
     (fired,) = entries(journey_of(history, {"ID": "order-7"}), "schedule")
     assert fired["text"] == ("schedule nightly (cron(0 2 * * ? *)) fired by hand, "
                              "due 2026-11-29T02:00:00Z")
+
+
+def test_every_sender_of_dead_letters_gives_its_reason() -> None:
+    scheduler = {"X-Amz-Scheduler-Error-Code": "ResourceNotFoundException",
+                 "X-Amz-Scheduler-Error-Message": "no such function"}
+    assert failure_reason(scheduler, None) == "ResourceNotFoundException: no such function"
+    lambda_dlq = {"RequestID": "r-1", "ErrorCode": "200", "ErrorMessage": "boom"}
+    assert failure_reason(lambda_dlq, {"id": "e-1"}) == "200: boom"
