@@ -172,7 +172,8 @@ class Sandbox:
                                      on_log=self.logs)
         self._stops.append(self.lambda_.close)
         self.event_sources = EventSources(stacks, self.lambda_, self.queues,
-                                          self.queues.settings())
+                                          self.queues.settings(), self.state, self.targets,
+                                          self.dynamodb.endpoint_url)
         self.topics = Topics(stacks, self.targets)
         self.runner = JobRunner(self.state, {})
         self.bus = EventBus(stacks, self.state, self.targets, self.settings,
@@ -227,6 +228,11 @@ class Sandbox:
         for mapping in self.event_sources.sqs:
             say(f"  Event source    {mapping.queue_arn.split(':')[-1]} -> "
                 f"{self.lambda_.label(mapping.function_arn.split(':')[6])}\n")
+        for stream in self.event_sources.streams:
+            say(f"  Event source    {stream.table} stream -> "
+                f"{self.lambda_.label(stream.function_arn.split(':')[6])}\n")
+        if self.event_sources.not_emulated:
+            say(f"  not emulated    {', '.join(self.event_sources.not_emulated)}\n")
         if self.event_sources.not_run:
             say(f"  not polled      {', '.join(self.event_sources.not_run)}\n")
         if self.lambda_.not_runnable:

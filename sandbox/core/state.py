@@ -3,7 +3,9 @@
 AWS keeps three things durably that a local copy must keep too, or a killed sandbox loses
 orders: events EventBridge accepted but has not delivered yet, asynchronous invocations Lambda
 accepted but has not run to the end, and messages in SQS queues, with their receive counts
-and visibility (`sandbox.sqs.store` holds the statements of receiving and deleting). It also
+and visibility (`sandbox.sqs.store` holds the statements of receiving and deleting). Lambda's
+stream pollers keep their checkpoints here too, so a killed sandbox resumes each shard where it
+was (a batch may run again, none is skipped). It also
 keeps a history of what happened (events put, invocations), which is what the console and
 `trace` show.
 
@@ -66,6 +68,13 @@ CREATE TABLE IF NOT EXISTS history (
     record TEXT NOT NULL           -- JSON
 );
 CREATE INDEX IF NOT EXISTS history_kind ON history (kind, id);
+CREATE TABLE IF NOT EXISTS stream_checkpoints (  -- how far a mapping has read a stream's shard
+    mapping TEXT NOT NULL,         -- the event source mapping's UUID
+    shard TEXT NOT NULL,           -- the ShardId
+    sequence TEXT NOT NULL,        -- the SequenceNumber of the last record done ('': none)
+    closed INTEGER NOT NULL DEFAULT 0,  -- a closed shard read to its end: its children may start
+    PRIMARY KEY (mapping, shard)
+);
 """
 # Columns added since the first state folders: added to an older file at start.
 ADDED_COLUMNS = {"messages": {
@@ -138,6 +147,17 @@ def message_of(row: tuple[Any, ...]) -> Message:
                    row[8], row[9], row[10], row[11], json.loads(row[12]) if row[12] else {})
 
 
+@dataclass(frozen=True)
+class Checkpoint:
+    """Where a stream's event source mapping stands in one shard: every record up to
+    `sequence` is done (handled, or sent to the on-failure destination)."""
+
+    mapping: str
+    shard: str
+    sequence: str
+    closed: bool = False
+
+
 @dataclass
 class Writes:
     """What one step of work leaves behind, committed together with the end of the job that did
@@ -146,11 +166,13 @@ class Writes:
     jobs: list[NewJob] = field(default_factory=list)
     messages: list[Message] = field(default_factory=list)
     history: list[Record] = field(default_factory=list)
+    checkpoints: list[Checkpoint] = field(default_factory=list)
 
     def __iadd__(self, other: Writes) -> Writes:
         self.jobs += other.jobs
         self.messages += other.messages
         self.history += other.history
+        self.checkpoints += other.checkpoints
         return self
 
 
@@ -188,6 +210,7 @@ class State:
         messages: Iterable[Message] = (),
         history: Iterable[Record] = (),
         done: int | None = None,
+        checkpoints: Iterable[Checkpoint] = (),
     ) -> None:
         """Record new work, queue messages and history and finish job `done`, all or nothing:
         a job is never both finished and lost, nor its follow-up written twice."""
@@ -213,12 +236,17 @@ class State:
                 "INSERT INTO history (at, kind, record) VALUES (?, ?, ?)",
                 [(now, record.KIND, dumps(record)) for record in history],
             )
+            db.executemany(
+                "INSERT OR REPLACE INTO stream_checkpoints (mapping, shard, sequence, closed) "
+                "VALUES (?, ?, ?, ?)",
+                [(c.mapping, c.shard, c.sequence, int(c.closed)) for c in checkpoints],
+            )
         queues = {m.queue for m in messages}
         for listener in self.on_messages if queues else ():
             listener(queues)
 
     def commit(self, writes: Writes, done: int | None = None) -> None:
-        self.add(writes.jobs, writes.messages, writes.history, done)
+        self.add(writes.jobs, writes.messages, writes.history, done, writes.checkpoints)
 
     def retry(self, job: Job, due: float, history: Iterable[Record] = ()) -> None:
         with self._transaction() as db:
@@ -268,6 +296,16 @@ class State:
         with self._lock:
             rows = self._db.execute(query + " ORDER BY sent", args).fetchall()
         return [message_of(r) for r in rows]
+
+    # Stream checkpoints
+
+    def checkpoints(self, mapping: str) -> dict[str, Checkpoint]:
+        """The shards `mapping` has checkpointed, by ShardId."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT shard, sequence, closed FROM stream_checkpoints WHERE mapping = ?",
+                (mapping,)).fetchall()
+        return {r[0]: Checkpoint(mapping, r[0], r[1], bool(r[2])) for r in rows}
 
     # History
 

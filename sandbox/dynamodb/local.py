@@ -191,7 +191,8 @@ def table_request(properties: dict[str, Any], table_name: str) -> dict[str, Any]
     """CreateTable arguments from a resolved `AWS::DynamoDB::Table`'s properties.
 
     CloudFormation's property names are CreateTable's, minus what DynamoDB Local ignores or
-    manages elsewhere (TTL, PITR, streams are accepted but not needed to run locally).
+    manages elsewhere (TTL, PITR). A `StreamSpecification` (CloudFormation gives only its
+    `StreamViewType`) turns the table's stream on: Lambda's stream pollers read it.
     """
     request: dict[str, Any] = {
         "TableName": table_name,
@@ -206,11 +207,15 @@ def table_request(properties: dict[str, Any], table_name: str) -> dict[str, Any]
     for key in ("GlobalSecondaryIndexes", "LocalSecondaryIndexes"):
         if key in properties:
             request[key] = properties[key]
+    view_type = (properties.get("StreamSpecification") or {}).get("StreamViewType")
+    if view_type:
+        request["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": view_type}
     return request
 
 
 def ensure_tables(endpoint_url: str, requests: list[dict[str, Any]]) -> list[str]:
-    """Create the tables that do not exist yet; existing ones keep their data."""
+    """Create the tables that do not exist yet; existing ones keep their data, and get the
+    stream the template asks for if a state folder from before streams made them without."""
     ddb = client(endpoint_url)
     existing = set(ddb.list_tables()["TableNames"])
     created = []
@@ -218,4 +223,9 @@ def ensure_tables(endpoint_url: str, requests: list[dict[str, Any]]) -> list[str
         if request["TableName"] not in existing:
             ddb.create_table(**request)
             created.append(request["TableName"])
+        elif "StreamSpecification" in request:
+            table = ddb.describe_table(TableName=request["TableName"])["Table"]
+            if not table.get("StreamSpecification", {}).get("StreamEnabled"):
+                ddb.update_table(TableName=request["TableName"],
+                                 StreamSpecification=request["StreamSpecification"])
     return created
