@@ -53,7 +53,7 @@ EVENT_INVOKE_CONFIG = "AWS::Lambda::EventInvokeConfig"
 INVOKE = "invoke"  # the job kind of an asynchronous invocation
 SYNC_PAYLOAD_LIMIT = 6_291_456
 ASYNC_PAYLOAD_LIMIT = 1_048_576
-# The sandbox's own cap on one function's workers, when the template reserves no concurrency.
+# The sandbox's own cap on one function's workers; a lower reserved concurrency caps it lower.
 DEFAULT_MAX_WORKERS = 10
 # The ErrorCode attribute of a dead letter: the HTTP status of the last try.
 DLQ_ERROR_CODES = {ZERO_RESERVED_CONCURRENCY: "429", "ResourceNotFoundException": "404",
@@ -204,7 +204,8 @@ class LambdaService:
             if config.arn not in self._workers:
                 self._workers[config.arn] = FunctionWorkers(
                     config, self.on_log, self.base_env,
-                    max_concurrency=config.reserved_concurrency or DEFAULT_MAX_WORKERS)
+                    max_concurrency=min(config.reserved_concurrency or DEFAULT_MAX_WORKERS,
+                                        DEFAULT_MAX_WORKERS))
             return self._workers[config.arn]
 
     def close(self) -> None:
