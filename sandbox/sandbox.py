@@ -14,8 +14,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
+from sandbox.apigateway.keys import UsagePlans
 from sandbox.apigateway.rest_api import RestApi
-from sandbox.apigateway.wire import ApiGateway
+from sandbox.apigateway.wire import ApiGateway, api_notes
 from sandbox.assembly import Stack, read_assembly
 from sandbox.console.api import PREFIX as CONSOLE_PATH
 from sandbox.console.api import Console
@@ -59,6 +60,10 @@ EMULATED = {
     "AWS::ApiGateway::Method",
     "AWS::ApiGateway::Deployment",
     "AWS::ApiGateway::Stage",
+    "AWS::ApiGateway::Authorizer",
+    "AWS::ApiGateway::ApiKey",
+    "AWS::ApiGateway::UsagePlan",
+    "AWS::ApiGateway::UsagePlanKey",
     "AWS::Logs::LogGroup",  # function logs go to the terminal and to files in the state folder
 }
 # Permissions and bookkeeping: locally everything may call everything, so skipped quietly.
@@ -191,10 +196,12 @@ class Sandbox:
                                    on_fire=self.runner.wake)
         self.extra_routes.update(self.clock.routes())
         self.apis = [api for stack in stacks for api in RestApi.from_stack(stack)]
+        self.usage_plans = UsagePlans.from_stacks(stacks, {(a.api_id, a.stage) for a in self.apis})
 
         self.extra_routes.update(Console.of(self).routes())
         self.endpoint = Endpoint(self.port, self.bus, self.queues,
-                                 ApiGateway(self.apis, self.lambda_, self.settings),
+                                 ApiGateway(self.apis, self.lambda_, self.settings,
+                                            self.usage_plans),
                                  DynamoDBPassThrough(self.dynamodb.endpoint_url),
                                  self.extra_routes)
         self.port = self.endpoint.port
@@ -248,6 +255,8 @@ class Sandbox:
             for method in api.methods:
                 path = method.resource_path
                 say(f"  REST API        {method.http_method} {self.url}/{api.stage}{path}\n")
+        for line in api_notes(self.apis, self.usage_plans):
+            say(f"  REST API        {line}\n")
         self.out.flush()
 
     def stop(self) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from sandbox.apigateway.mock import MockIntegration
 from sandbox.apigateway.rest_api import (
     ENDPOINT_TIMEOUT,
     INTERNAL_SERVER_ERROR,
@@ -48,7 +49,7 @@ def test_rest_api_is_read_from_the_template() -> None:
     )
     assert shop_api.methods == [
         Method("GET", "/order", stack.ref("ApiOrder"), ORDER_FN, "AWS_PROXY"),
-        Method("OPTIONS", "/order", stack.ref("ApiOrder"), "", "MOCK"),
+        Method("OPTIONS", "/order", stack.ref("ApiOrder"), "", "MOCK", mock=MockIntegration(200)),
         Method("ANY", "/items/{id}", stack.ref("ApiItemsId"), META_FN, "AWS_PROXY"),
         Method("GET", "/", stack.get_att("Api", "RootResourceId"), ORDER_FN, "AWS_PROXY"),
     ]
@@ -316,7 +317,13 @@ def answer(value: object) -> bytes:
     ],
 )
 def test_proxy_response_makes_the_http_answer(payload: object, expected: tuple) -> None:
-    assert proxy_response(answer(payload)) == expected
+    assert proxy_response(answer(payload), binary=True) == expected
+
+
+def test_a_base64_answer_stays_text_unless_the_request_accepts_a_binary_type() -> None:
+    payload = answer({"body": "dGVzdC1kYXRh", "isBase64Encoded": True})
+    assert proxy_response(payload)[2] == b"dGVzdC1kYXRh"
+    assert proxy_response(payload, binary=True)[2] == b"test-data"
 
 
 @pytest.mark.parametrize(
@@ -343,5 +350,5 @@ def test_proxy_response_makes_the_http_answer(payload: object, expected: tuple) 
 )
 def test_answers_api_gateway_rejects_are_malformed(payload: bytes, reason: str) -> None:
     with pytest.raises(MalformedProxyResponse) as error:
-        proxy_response(payload)
+        proxy_response(payload, binary=True)
     assert reason in str(error.value)

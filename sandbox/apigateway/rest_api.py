@@ -3,6 +3,14 @@
 Pure: the HTTP server and the Lambda invocation are elsewhere. What is here is what a function
 behind a REST API relies on: which resource and method a request reaches, the exact event the
 function receives (payload format 1.0), and which answers API Gateway turns into a 502.
+
+Binary media types (developer guide, "Binary media types for REST APIs"): a request whose
+Content-Type matches one of the API's `BinaryMediaTypes` (wildcards allowed: `image/*`, `*/*`)
+reaches the function base64-encoded with `isBase64Encoded` true; an answer with
+`isBase64Encoded` true is decoded to bytes only when the request's Accept header (its first
+type) matches one, else the client gets the base64 text as is. Stage variables
+(`AWS::ApiGateway::Stage` Variables) are the event's `stageVariables` and fill
+`${stageVariables.NAME}` in an integration's URI at each request.
 """
 
 from __future__ import annotations
@@ -12,10 +20,13 @@ import binascii
 import hashlib
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from fnmatch import fnmatchcase
 from typing import Any
 
+from sandbox.apigateway.authorizers import DEFAULT_TTL_S, Authorizer
+from sandbox.apigateway.mock import MockIntegration, mock_integration
 from sandbox.assembly import ACCOUNT, AssemblyError, Stack
 
 MISSING_AUTH_TOKEN = (403, b'{"message":"Missing Authentication Token"}')
@@ -25,6 +36,7 @@ ENDPOINT_TIMEOUT = (504, b'{"message": "Endpoint request timed out"}')
 _LAMBDA_URI = re.compile(
     r"^arn:[^:]+:apigateway:[^:]+:lambda:path/2015-03-31/functions/(?P<arn>.+)/invocations$"
 )
+_STAGE_VARIABLE = re.compile(r"\$\{stageVariables\.([A-Za-z0-9_]+)\}")
 _RESPONSE_FIELDS = {"statusCode", "headers", "multiValueHeaders", "body", "isBase64Encoded"}
 # API Gateway does not hand these to the function (they describe the connection, not the call).
 _DROPPED_HEADERS = {"connection", "content-length"}
@@ -40,8 +52,18 @@ class Method:
     http_method: str  # "GET", ..., or "ANY"
     resource_path: str  # "/order", "/items/{id}", "/{proxy+}"
     resource_id: str
-    function_arn: str  # "" unless the integration is AWS_PROXY
+    function_arn: str  # "" unless the integration is AWS_PROXY; may hold ${stageVariables.x}
     integration_type: str  # "AWS_PROXY", "MOCK", ...
+    authorization_type: str = "NONE"  # "NONE", "CUSTOM", "AWS_IAM", "COGNITO_USER_POOLS"
+    authorizer_id: str = ""
+    api_key_required: bool = False
+    timeout_s: float | None = None  # the integration's TimeoutInMillis, when it sets one
+    mock: MockIntegration | None = None
+
+    def function(self, stage_variables: dict[str, str]) -> str:
+        """The function this request reaches, its URI's stage variables filled in."""
+        return _STAGE_VARIABLE.sub(lambda m: stage_variables.get(m.group(1), ""),
+                                   self.function_arn)
 
 
 @dataclass
@@ -53,6 +75,12 @@ class RestApi:
     stage: str
     deployment_id: str
     methods: list[Method]
+    region: str = "us-east-1"
+    stage_variables: dict[str, str] = field(default_factory=dict)
+    binary_media_types: list[str] = field(default_factory=list)
+    api_key_source: str = "HEADER"  # or "AUTHORIZER"
+    authorizers: dict[str, Authorizer] = field(default_factory=dict)
+    not_emulated: list[str] = field(default_factory=list)  # said at start
 
     @classmethod
     def from_stack(cls, stack: Stack) -> list[RestApi]:
@@ -65,13 +93,24 @@ class RestApi:
                     "is not supported; define resources and methods instead"
                 )
             api_id = stack.ref(api.logical_id)
-            name = stack.resolve(api.properties.get("Name", api.logical_id), f"{where}.Name")
-            methods = _methods(stack, api_id, stack.get_att(api.logical_id, "RootResourceId"))
+            props = stack.resolve(api.properties, f"Resources.{api.logical_id}.Properties")
+            authorizers = _authorizers(stack, api_id)
+            methods = _methods(stack, api_id, stack.get_att(api.logical_id, "RootResourceId"),
+                               authorizers)
+            not_run = [f"MOCK response template (VTL) of {m.http_method} {m.resource_path}"
+                       for m in methods if m.mock is not None and m.mock.vtl_not_run]
             apis += [
-                cls(api_id, str(name), stage, deployment_id, methods)
-                for stage, deployment_id in _stages(stack, api_id)
+                cls(api_id, str(props.get("Name", api.logical_id)), stage, deployment_id,
+                    methods, stack.region, variables,
+                    [str(t) for t in props.get("BinaryMediaTypes") or []],
+                    str(props.get("ApiKeySourceType", "HEADER")), authorizers, not_run)
+                for stage, deployment_id, variables in _stages(stack, api_id)
             ]
         return apis
+
+    def is_binary(self, media_type: str | None) -> bool:
+        kind = (media_type or "").split(";")[0].split(",")[0].strip().lower()
+        return bool(kind) and any(fnmatchcase(kind, t.lower()) for t in self.binary_media_types)
 
     def route(self, http_method: str, path: str) -> tuple[Method, dict[str, str]] | None:
         """The method a request reaches, and its path parameters; None: API Gateway's 403.
@@ -100,7 +139,41 @@ def _property(stack: Stack, logical_id: str, name: str, value: Any) -> str:
     return str(stack.resolve(value, where))
 
 
-def _methods(stack: Stack, api_id: str, root_id: str) -> list[Method]:
+def _authorizers(stack: Stack, api_id: str) -> dict[str, Authorizer]:
+    """The API's authorizers by id; a Lambda authorizer's function must be in the template."""
+    functions = {stack.get_att(f.logical_id, "Arn")
+                 for f in stack.of_type("AWS::Lambda::Function")}
+    found = {}
+    for resource in stack.of_type("AWS::ApiGateway::Authorizer"):
+        where = f"Resources.{resource.logical_id}.Properties"
+        props = stack.resolve(resource.properties, where)
+        if str(props.get("RestApiId")) != api_id:
+            continue
+        kind = str(props.get("Type", ""))
+        function_arn = ""
+        if kind in ("TOKEN", "REQUEST"):
+            uri = _LAMBDA_URI.match(str(props.get("AuthorizerUri", "")))
+            function_arn = uri.group("arn") if uri else ""
+            if function_arn not in functions and "${" not in function_arn:
+                raise AssemblyError(
+                    f"{stack.template_file}: {where}.AuthorizerUri: not the invocation URI of a "
+                    f"function of this template: {props.get('AuthorizerUri')!r}")
+        elif kind != "COGNITO_USER_POOLS":
+            raise AssemblyError(f"{stack.template_file}: {where}.Type: {kind!r} is not TOKEN, "
+                                "REQUEST or COGNITO_USER_POOLS")
+        default_source = "" if kind == "REQUEST" else "method.request.header.Authorization"
+        sources = str(props.get("IdentitySource", default_source))
+        authorizer_id = stack.ref(resource.logical_id)
+        found[authorizer_id] = Authorizer(
+            authorizer_id, str(props.get("Name", resource.logical_id)), kind, function_arn,
+            tuple(s.strip() for s in sources.split(",") if s.strip()),
+            props.get("IdentityValidationExpression"),
+            int(props.get("AuthorizerResultTtlInSeconds", DEFAULT_TTL_S)))
+    return found
+
+
+def _methods(stack: Stack, api_id: str, root_id: str,
+             authorizers: dict[str, Authorizer]) -> list[Method]:
     parents: dict[str, tuple[str, str]] = {}  # resource id -> (parent id, path part)
     for resource in stack.of_type("AWS::ApiGateway::Resource"):
         props = resource.properties
@@ -140,6 +213,20 @@ def _methods(stack: Stack, api_id: str, root_id: str) -> list[Method]:
                     f"not a Lambda function invocation URI: {integration.get('Uri')!r}"
                 )
             function_arn = found.group("arn")
+        where = f"{stack.template_file}: Resources.{lid}.Properties"
+        authorization = str(props.get("AuthorizationType", "NONE"))
+        authorizer_id = _property(stack, lid, "AuthorizerId", props.get("AuthorizerId", ""))
+        wanted = {"CUSTOM": ("TOKEN", "REQUEST"), "COGNITO_USER_POOLS": ("COGNITO_USER_POOLS",)}
+        if authorization in wanted and (authorizer_id not in authorizers or authorizers[
+                authorizer_id].type not in wanted[authorization]):
+            raise AssemblyError(f"{where}.AuthorizerId: {authorizer_id!r} is not a "
+                                f"{' or '.join(wanted[authorization])} authorizer of this API")
+        timeout = integration.get("TimeoutInMillis")
+        mock = None
+        if kind == "MOCK":
+            responses = stack.resolve(props.get("MethodResponses") or [],
+                                      f"Resources.{lid}.Properties.MethodResponses")
+            mock = mock_integration(integration, responses, where)
         methods.append(
             Method(
                 http_method=str(props.get("HttpMethod", "")).upper(),
@@ -148,28 +235,40 @@ def _methods(stack: Stack, api_id: str, root_id: str) -> list[Method]:
                 resource_id=resource_id,
                 function_arn=function_arn,
                 integration_type=kind,
+                authorization_type=authorization,
+                authorizer_id=authorizer_id,
+                api_key_required=props.get("ApiKeyRequired") in (True, "true"),
+                timeout_s=int(timeout) / 1000 if timeout is not None else None,
+                mock=mock,
             )
         )
     return methods
 
 
-def _stages(stack: Stack, api_id: str) -> list[tuple[str, str]]:
-    """(stage name, deployment id) for each stage of the API, from Stages and Deployments."""
-    stages: dict[str, str] = {}
+def _stages(stack: Stack, api_id: str) -> list[tuple[str, str, dict[str, str]]]:
+    """(stage name, deployment id, stage variables) for each stage of the API, from Stages and
+    Deployments."""
+    stages: dict[str, tuple[str, dict[str, str]]] = {}
     for stage in stack.of_type("AWS::ApiGateway::Stage"):
         props = stage.properties
         if _property(stack, stage.logical_id, "RestApiId", props.get("RestApiId")) == api_id:
-            stages[stack.ref(stage.logical_id)] = _property(
+            variables = stack.resolve(props.get("Variables") or {},
+                                      f"Resources.{stage.logical_id}.Properties.Variables")
+            stages[stack.ref(stage.logical_id)] = (_property(
                 stack, stage.logical_id, "DeploymentId", props.get("DeploymentId")
-            )
+            ), {str(k): str(v) for k, v in variables.items()})
     for deployment in stack.of_type("AWS::ApiGateway::Deployment"):
         props = deployment.properties
         lid = deployment.logical_id
         if "StageName" not in props:
             continue
         if _property(stack, lid, "RestApiId", props.get("RestApiId")) == api_id:
-            stages[_property(stack, lid, "StageName", props["StageName"])] = stack.ref(lid)
-    return list(stages.items())
+            variables = stack.resolve(
+                (props.get("StageDescription") or {}).get("Variables") or {},
+                f"Resources.{lid}.Properties.StageDescription.Variables")
+            stages[_property(stack, lid, "StageName", props["StageName"])] = (
+                stack.ref(lid), {str(k): str(v) for k, v in variables.items()})
+    return [(name, deployment, variables) for name, (deployment, variables) in stages.items()]
 
 
 def _match(resource_path: str, segments: list[str]) -> dict[str, str] | None:
@@ -207,6 +306,11 @@ def _multi(pairs: list[tuple[str, str]], *, fold_case: bool) -> tuple[dict, dict
     return {name: values[-1] for name, values in multi.items()}, multi
 
 
+def extended_request_id(request_id: str) -> str:
+    """API Gateway's second request id (`x-amz-apigw-id`), like `CAmpLEeXaMpLeQ=`."""
+    return base64.b64encode(hashlib.sha256(request_id.encode()).digest()[:11]).decode()
+
+
 def proxy_event(
     api: RestApi,
     method: Method,
@@ -219,11 +323,15 @@ def proxy_event(
     request_id: str,
     source_ip: str,
     now: datetime,
+    authorizer: dict[str, Any] | None = None,
+    identity: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The event a Lambda proxy integration receives (REST API, payload format 1.0).
 
     `path` is as requested, without the stage; `query` is decoded
     (`urllib.parse.parse_qsl(query, keep_blank_values=True)`); `headers` in the order received.
+    `authorizer` is what an authorizer said (`requestContext.authorizer`), `identity` what the
+    caller proved (an API key, IAM credentials) over `requestContext.identity`'s nulls.
     """
     kept = [(name, value) for name, value in headers if name.lower() not in _DROPPED_HEADERS]
     single_headers, multi_headers = _multi(kept, fold_case=True)
@@ -235,11 +343,14 @@ def proxy_event(
     now = now.astimezone(UTC)
     text: str | None = None
     encoded = False
-    if body:
+    if body and api.is_binary(lower.get("content-type")):
+        text, encoded = base64.b64encode(body).decode(), True
+    elif body:
         try:
             text = body.decode("utf-8")
         except UnicodeDecodeError:
             text, encoded = base64.b64encode(body).decode(), True
+    context: dict[str, Any] = {} if authorizer is None else {"authorizer": authorizer}
     return {
         "resource": method.resource_path,
         "path": path,
@@ -249,14 +360,13 @@ def proxy_event(
         "queryStringParameters": single_query or None,
         "multiValueQueryStringParameters": multi_query or None,
         "pathParameters": path_params or None,
-        "stageVariables": None,
+        "stageVariables": dict(api.stage_variables) or None,
         "requestContext": {
+            **context,
             "resourceId": method.resource_id,
             "resourcePath": method.resource_path,
             "httpMethod": http_method,
-            "extendedRequestId": base64.b64encode(
-                hashlib.sha256(request_id.encode()).digest()[:11]
-            ).decode(),
+            "extendedRequestId": extended_request_id(request_id),
             "requestTime": (
                 f"{now:%d}/{_MONTHS[now.month - 1]}/{now:%Y:%H:%M:%S} +0000"
             ),
@@ -280,6 +390,7 @@ def proxy_event(
                 "userArn": None,
                 "userAgent": lower.get("user-agent"),
                 "user": None,
+                **(identity or {}),
             },
             "domainName": domain,
             "deploymentId": api.deployment_id,
@@ -309,8 +420,12 @@ def _status_code(value: Any) -> int:
     return value
 
 
-def proxy_response(payload: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
+def proxy_response(payload: bytes, binary: bool = False
+                   ) -> tuple[int, list[tuple[str, str]], bytes]:
     """The HTTP answer API Gateway makes of a function's proxy answer: (status, headers, body).
+
+    `binary`: the request accepts a binary media type of the API, so a base64 body (with
+    isBase64Encoded) is decoded; otherwise the client gets the base64 text.
 
     Raises MalformedProxyResponse for what API Gateway rejects with a 502: not a JSON object,
     a field other than statusCode, headers, multiValueHeaders, body and isBase64Encoded (so also
@@ -342,7 +457,7 @@ def proxy_response(payload: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
     if encoded is not None and not isinstance(encoded, bool):
         raise MalformedProxyResponse(f"isBase64Encoded must be true or false, got {encoded!r}")
     data = (body or "").encode()
-    if encoded:
+    if encoded and binary:
         try:
             data = base64.b64decode(data, validate=True)
         except binascii.Error:

@@ -15,7 +15,8 @@ import aws_cdk as cdk
 FUNCTIONS = Path(__file__).resolve().parent / "functions"
 STACK_NAME = "Breadth"
 # The parts, in the order they are added; each is a module of this package.
-PARTS: list[str] = ["targets", "schedules", "destinations", "queues", "queue_load", "streams"]
+PARTS: list[str] = ["targets", "api", "schedules", "destinations", "queues", "queue_load",
+                    "streams"]
 
 
 def code(name: str) -> cdk.aws_lambda.Code:
