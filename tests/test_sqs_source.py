@@ -4,10 +4,15 @@ documented example event, filtering, and the partial batch answer."""
 from __future__ import annotations
 
 import hashlib
+import time
+
+from sandbox_process import wait_for
 
 from sandbox.core.state import Message
 from sandbox.events.patterns import compile_pattern
-from sandbox.lambda_.sqs_source import failed_items, matches, sqs_record
+from sandbox.lambda_.backend import throttled
+from sandbox.lambda_.runtime_api import Invocation
+from sandbox.lambda_.sqs_source import SqsMapping, SqsPollers, failed_items, matches, sqs_record
 
 QUEUE = "arn:aws:sqs:us-east-1:000000000000:my-queue"
 
@@ -66,3 +71,40 @@ def test_a_partial_batch_answer_keeps_the_failures_or_on_doubt_the_whole_batch()
     assert failed_items(b'{"batchItemFailures": [{"itemIdentifier": ""}]}', batch) is None
     assert failed_items(b'{"batchItemFailures": "b"}', batch) is None
     assert failed_items(b"not json", batch) is None
+
+
+class OneBatchQueue:
+    """A queue holding one message, invisible for 60 s once taken: what the pollers settle."""
+
+    def __init__(self) -> None:
+        self.batch = [(message(visible=time.time() + 60), "h")]
+        self.settled: list[Message] = []
+
+    def take(self, queue_arn: str, limit: int, wait_s: float) -> list[tuple[Message, str]]:
+        batch, self.batch = self.batch, []
+        return batch
+
+    def settle(self, queue_arn: str, messages: list[Message]) -> None:
+        self.settled += messages
+
+
+def test_a_throttled_batch_is_retried_while_invisible_and_the_poller_lives_on() -> None:
+    """Lambda retries a throttled SQS batch, backing off, while the batch is invisible (it used
+    to kill the poller thread, with a traceback, and the mapping polled no more)."""
+    queue, tries = OneBatchQueue(), []
+
+    def invoke(function_arn: str, payload: bytes, **context: object) -> Invocation:
+        tries.append(payload)
+        if len(tries) < 3:
+            raise throttled()
+        return Invocation("r", "f", True, b"null", None, time.time(), 1.0, None, 64, 128)
+
+    mapping = SqsMapping("u", QUEUE, "f", 10, 0.0, [], False, 2, fifo=True)
+    pollers = SqsPollers(mapping, queue, invoke, "us-east-1")
+    pollers.start()
+    try:
+        wait_for(lambda: queue.settled, 10, "the batch deleted after two throttles")
+    finally:
+        pollers.stop()
+    assert len(tries) == 3 and len(set(tries)) == 1, "the same batch, tried three times"
+    assert [m.id for m in queue.settled] == [message().id]

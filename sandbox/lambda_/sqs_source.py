@@ -15,7 +15,10 @@ From Lambda's developer guide ("Using Lambda with Amazon SQS"):
   answer that does not parse, or names a message not in the batch, keeps them all;
 - `ScalingConfig.MaximumConcurrency` (2 to 1000) caps the invocations at once; without it the
   pollers here run five at a time, Lambda's starting number of pollers;
-- on a FIFO queue a batch holds messages in group order; a failure keeps the rest of the batch.
+- on a FIFO queue a batch holds messages in group order; a failure keeps the rest of the batch;
+- a throttled invocation (Lambda's operator guide, "Handling errors for an SQS event source") is
+  retried with a growing backoff while the batch is still invisible; then the batch returns to
+  the queue, as a batch Lambda refuses for its size does at once.
 
 This module reads queues only through the `QueueReader` it is given (the SQS backend), so the
 Lambda package does not import the SQS package.
@@ -33,11 +36,14 @@ from typing import Any, Protocol
 from sandbox.core.jobs import Abandoned
 from sandbox.core.state import Message
 from sandbox.events.patterns import EventPattern, compile_pattern
+from sandbox.lambda_.backend import InvokeRefused
+from sandbox.lambda_.runtime_api import Invocation
 
 DEFAULT_BATCH = 10
 DEFAULT_POLLERS = 5
 MAX_PAYLOAD = 6 * 1024 * 1024
 POLL_WAIT_S = 1.0  # long-poll slices, so a stop is seen within a second
+FIRST_BACKOFF_S = 0.1  # after a throttle; doubled at each, up to POLL_WAIT_S
 
 
 class QueueReader(Protocol):
@@ -204,9 +210,8 @@ class SqsPollers:
         if not kept:
             return
         payload = json.dumps({"Records": [r for _, r in kept]}).encode()
-        invocation = self.invoke(mapping.function_arn, payload, trigger="sqs",
-                                 rule=mapping.uuid)
-        if not invocation.ok:
+        invocation = self._invoke(payload, until=min(m.visible for m, _ in kept))
+        if invocation is None or not invocation.ok:
             return  # the batch comes back after the visibility timeout
         failed: set[str] | None = set()
         if mapping.report_item_failures:
@@ -214,3 +219,17 @@ class SqsPollers:
         if failed is None:
             return
         self.queues.settle(mapping.queue_arn, [m for m, _ in kept if m.id not in failed])
+
+    def _invoke(self, payload: bytes, until: float) -> Invocation | None:
+        """The invocation; None when Lambda refused the batch: too large, or throttled until
+        the batch's visibility timeout (`until`, epoch seconds) was about to end."""
+        backoff = FIRST_BACKOFF_S
+        while True:
+            try:
+                return self.invoke(self.mapping.function_arn, payload, trigger="sqs",
+                                   rule=self.mapping.uuid)
+            except InvokeRefused as refused:
+                if refused.status != 429 or time.time() + backoff >= until or not self._running:
+                    return None
+            time.sleep(backoff)
+            backoff = min(2 * backoff, POLL_WAIT_S)
