@@ -6,6 +6,7 @@ mapping is created."""
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from sandbox.lambda_.stream_source import (
     BatchRun,
     Outcome,
     StreamMapping,
+    StreamPoller,
     failure_record,
     first_failed,
     lambda_record,
@@ -308,3 +310,106 @@ def test_what_lambda_refuses_stops_the_start_naming_the_property(
     with pytest.raises(AssemblyError) as error:
         sources(tmp_path, properties, stream)
     assert "S.template.json: Resources.Mapping.Properties." + named in str(error.value)
+
+
+# The poller over a fake stream: shards in lineage order, LATEST, checkpoints.
+
+class FakeStreams:
+    """DynamoDB Local's streams API over shards given as id -> (parent, closed, records)."""
+
+    def __init__(self, shards: dict[str, tuple[str | None, bool, list[dict[str, Any]]]]) -> None:
+        self.shards = shards
+
+    def describe_stream(self, StreamArn: str, **_: Any) -> dict[str, Any]:
+        return {"StreamDescription": {"Shards": [
+            {"ShardId": shard, "SequenceNumberRange": {"StartingSequenceNumber": "1"}
+             | ({"EndingSequenceNumber": "9"} if closed else {})}
+            | ({"ParentShardId": parent} if parent else {})
+            for shard, (parent, closed, _) in self.shards.items()]}}
+
+    def get_shard_iterator(self, StreamArn: str, ShardId: str, ShardIteratorType: str,
+                           SequenceNumber: str = "") -> dict[str, Any]:
+        records = self.shards[ShardId][2]
+        numbers = [r["dynamodb"]["SequenceNumber"] for r in records]
+        start = numbers.index(SequenceNumber) + 1 if SequenceNumber else 0
+        return {"ShardIterator": f"{ShardId}|{start}"}
+
+    def get_records(self, ShardIterator: str, Limit: int) -> dict[str, Any]:
+        shard, start = ShardIterator.split("|")
+        _, closed, records = self.shards[shard]
+        page = records[int(start):int(start) + Limit]
+        end = int(start) + len(page)
+        at_end = closed and end == len(records)
+        return {"Records": page} | ({} if at_end else {"NextShardIterator": f"{shard}|{end}"})
+
+
+class FakeTable:
+    def describe_table(self, TableName: str) -> dict[str, Any]:
+        return {"Table": {"LatestStreamArn": "local-stream"}}
+
+
+class FakeLambda:
+    settings = Settings(retry_scale=0)
+
+    def __init__(self) -> None:
+        self.batches: list[list[str]] = []
+
+    def invoke(self, arn: str, payload: bytes, **context: Any) -> Invocation:
+        self.batches.append([r["eventID"] for r in json.loads(payload)["Records"]])
+        return Invocation(request_id="r", function="myfunction", ok=True, payload=b"null",
+                          error_type=None, started=0.0, duration_ms=1.0, init_duration_ms=None,
+                          max_memory_mb=1, memory_mb=128)
+
+
+def poller(tmp_path: Path, streams: FakeStreams,
+           **fields: Any) -> tuple[StreamPoller, FakeLambda]:
+    function = FakeLambda()
+    made = StreamPoller(mapping(**fields), function, State(tmp_path / "state.db"),  # type: ignore[arg-type]
+                        Targets(), "http://127.0.0.1:1", "us-east-2")
+    made.ddb, made.streams = FakeTable(), streams
+    made._running.set()
+    return made, function
+
+
+def fresh(number: int) -> dict[str, Any]:
+    return record(number, created=time.time())
+
+
+def test_a_child_shard_is_read_after_its_parent_is_read_to_its_end(tmp_path: Path) -> None:
+    streams = FakeStreams({"child": ("parent", False, [fresh(3), fresh(4)]),
+                           "parent": (None, True, [fresh(1), fresh(2)])})
+    made, function = poller(tmp_path, streams)
+    for _ in range(3):
+        made._step()
+    assert function.batches == [["1", "2"], ["3", "4"]]
+    assert made.state.checkpoints("u") == {
+        "parent": Checkpoint("u", "parent", f"{2:021d}", closed=True),
+        "child": Checkpoint("u", "child", f"{4:021d}")}
+
+
+def test_latest_skips_what_the_stream_held_at_the_first_start_and_resumes_after_a_restart(
+        tmp_path: Path) -> None:
+    streams = FakeStreams({"shard": (None, False, [fresh(1), fresh(2)])})
+    made, function = poller(tmp_path, streams, starting_position="LATEST")
+    made._step()
+    made._step()
+    streams.shards["shard"][2].append(fresh(3))
+    made._step()
+    assert function.batches == [["3"]]
+    streams.shards["shard"][2].append(fresh(4))  # written while the sandbox is down
+    again, function = poller(tmp_path, streams, starting_position="LATEST")
+    again._step()
+    assert function.batches == [["4"]], "resumed after the checkpoint, not at the new end"
+
+
+def test_records_no_filter_matches_are_checkpointed_without_an_invocation(
+        tmp_path: Path) -> None:
+    streams = FakeStreams({"shard": (None, False, [fresh(1), fresh(2)])})
+    only_two = [compile_pattern({"eventID": ["2"]})]
+    made, function = poller(tmp_path, streams, filters=only_two)
+    made._step()
+    assert function.batches == [["2"]]
+    streams.shards["shard"][2].append(fresh(3))
+    made._step()
+    assert function.batches == [["2"]]
+    assert made.state.checkpoints("u")["shard"].sequence == f"{3:021d}"
