@@ -1,7 +1,8 @@
 """What Lambda's DynamoDB stream pollers hand a function and do with its answer, pure: the record
 shape of AWS's documented example, filters, the partial batch answer, retries, bisection and
-checkpoints, the on-failure record of AWS's example, and what Lambda refuses when a stream
-mapping is created."""
+checkpoints, the on-failure record of AWS's example, what Lambda refuses when a stream mapping
+is created, and the poller over a fake stream. One slow test starts DynamoDB Local: a table of an
+older state folder gets the stream its template asks for."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from test_assembly import only_stack, write_assembly
 from sandbox.assembly import AssemblyError
 from sandbox.core.state import Checkpoint, State, Writes
 from sandbox.core.targets import Targets
-from sandbox.dynamodb.local import table_request
+from sandbox.dynamodb.local import DynamoDBLocal, client, ensure_tables, table_request
 from sandbox.events.patterns import compile_pattern
 from sandbox.lambda_.backend import LambdaService
 from sandbox.lambda_.event_sources import EventSources
@@ -34,6 +35,7 @@ from sandbox.lambda_.stream_source import (
     lambda_record,
     matches,
 )
+from sandbox.sandbox import PROJECT_DIR
 from sandbox.settings import Settings
 
 STREAM = "arn:aws:dynamodb:us-east-2:123456789012:table/mytable/stream/2019-11-14T00:04:06.388"
@@ -413,3 +415,25 @@ def test_records_no_filter_matches_are_checkpointed_without_an_invocation(
     made._step()
     assert function.batches == [["2"]]
     assert made.state.checkpoints("u")["shard"].sequence == f"{3:021d}"
+
+
+@pytest.mark.slow
+def test_a_table_from_an_older_state_folder_gets_its_stream(tmp_path: Path) -> None:
+    """A state folder from before streams holds the table without one: the next start turns
+    the template's stream on, and keeps the items."""
+    local = DynamoDBLocal(PROJECT_DIR, tmp_path / "dynamodb", say=lambda _: None)
+    local.start()
+    try:
+        properties = {"KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
+                      "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}],
+                      "BillingMode": "PAY_PER_REQUEST"}
+        assert ensure_tables(local.endpoint_url, [table_request(properties, "old")]) == ["old"]
+        client(local.endpoint_url).put_item(TableName="old", Item={"pk": {"S": "kept"}})
+        properties["StreamSpecification"] = {"StreamViewType": "KEYS_ONLY"}
+        assert ensure_tables(local.endpoint_url, [table_request(properties, "old")]) == []
+        table = client(local.endpoint_url).describe_table(TableName="old")["Table"]
+        assert table["StreamSpecification"] == {"StreamEnabled": True,
+                                                "StreamViewType": "KEYS_ONLY"}
+        assert client(local.endpoint_url).scan(TableName="old")["Count"] == 1
+    finally:
+        local.stop()
