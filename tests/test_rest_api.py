@@ -352,3 +352,77 @@ def test_answers_api_gateway_rejects_are_malformed(payload: bytes, reason: str) 
     with pytest.raises(MalformedProxyResponse) as error:
         proxy_response(payload, binary=True)
     assert reason in str(error.value)
+
+
+# -- authorizers, stage variables, timeouts, binary media types from the template ----------------
+
+FN_URI = ("arn:aws:apigateway:us-east-1:lambda:path/2015-03-31/functions/"
+          "arn:aws:lambda:us-east-1:000000000000:function:{}/invocations")
+
+
+def secured_stack(directory: Path, authorizer_function: str = "S-Fn",
+                  authorizer_id: object = None) -> Path:
+    fn = {"Type": "AWS::Lambda::Function", "Properties": {
+        "Runtime": "python3.12", "Handler": "index.handler", "Code": {"ZipFile": "x"}}}
+    get = {"Type": "AWS::ApiGateway::Method", "Properties": {
+        "HttpMethod": "GET", "RestApiId": {"Ref": "Api"}, "AuthorizationType": "CUSTOM",
+        "AuthorizerId": authorizer_id or {"Ref": "Auth"}, "ApiKeyRequired": True,
+        "ResourceId": {"Fn::GetAtt": ["Api", "RootResourceId"]},
+        "Integration": {"Type": "AWS_PROXY", "TimeoutInMillis": 5000,
+                        "Uri": FN_URI.format("${stageVariables.fn}")}}}
+    auth = {"Type": "AWS::ApiGateway::Authorizer", "Properties": {
+        "RestApiId": {"Ref": "Api"}, "Type": "TOKEN", "Name": "Tok",
+        "IdentitySource": "method.request.header.Authorization",
+        "AuthorizerUri": FN_URI.format(authorizer_function)}}
+    write_api_stack(directory, {"Fn": fn, "Get": get, "Auth": auth})
+    template = json.loads((directory / "S.template.json").read_text())
+    template["Resources"]["Deployment"]["Properties"]["StageDescription"] = {
+        "Variables": {"fn": "S-Fn"}}
+    template["Resources"]["Api"]["Properties"]["BinaryMediaTypes"] = ["image/*"]
+    (directory / "S.template.json").write_text(json.dumps(template))
+    return directory
+
+
+def test_authorizers_stage_variables_and_timeouts_are_read(tmp_path: Path) -> None:
+    (stack,) = read_assembly(secured_stack(tmp_path), "http://127.0.0.1:4000")
+    (read,) = RestApi.from_stack(stack)
+    (get,) = read.methods
+    assert (get.authorization_type, get.api_key_required, get.timeout_s) == ("CUSTOM", True, 5.0)
+    authorizer = read.authorizers[get.authorizer_id]
+    assert (authorizer.type, authorizer.name, authorizer.ttl_s) == ("TOKEN", "Tok", 300)
+    assert authorizer.identity_sources == ("method.request.header.Authorization",)
+    assert read.stage_variables == {"fn": "S-Fn"}
+    assert get.function(read.stage_variables) == (
+        "arn:aws:lambda:us-east-1:000000000000:function:S-Fn")
+    assert read.is_binary("image/png") and not read.is_binary("application/json")
+
+
+@pytest.mark.parametrize(("function", "authorizer_id", "message"), [
+    ("Elsewhere", None, r"Resources\.Auth\.Properties\.AuthorizerUri: not the invocation URI "
+                        r"of a function of this template"),
+    ("S-Fn", "unknown", r"Resources\.Get\.Properties\.AuthorizerId: 'unknown' is not a TOKEN "
+                        r"or REQUEST authorizer of this API"),
+])
+def test_an_authorizer_cloudformation_cannot_wire_stops_the_start(
+        tmp_path: Path, function: str, authorizer_id: str | None, message: str) -> None:
+    (stack,) = read_assembly(secured_stack(tmp_path, function, authorizer_id),
+                             "http://127.0.0.1:4000")
+    with pytest.raises(AssemblyError, match=message):
+        RestApi.from_stack(stack)
+
+
+def test_the_event_carries_stage_variables_authorizer_and_a_binary_body() -> None:
+    order = method("POST", "/order")
+    binary = RestApi("a1b2c3d4e5", "ShopApi", "prod", "dep4567890", [order],
+                     stage_variables={"color": "blue"}, binary_media_types=["image/png"])
+    event = proxy_event(binary, order, {}, "POST", "/order", [],
+                        [("Content-Type", "image/png")], b"abc", "r1", "10.0.0.1", NOW,
+                        authorizer={"principalId": "ann"}, identity={"apiKey": "k"})
+    assert (event["body"], event["isBase64Encoded"]) == ("YWJj", True)
+    assert event["stageVariables"] == {"color": "blue"}
+    assert event["requestContext"]["authorizer"] == {"principalId": "ann"}
+    assert event["requestContext"]["identity"]["apiKey"] == "k"
+    text = proxy_event(binary, order, {}, "POST", "/order", [], [("Content-Type", "text/plain")],
+                       b"abc", "r1", "10.0.0.1", NOW)
+    assert (text["body"], text["isBase64Encoded"]) == ("abc", False)
+    assert "authorizer" not in text["requestContext"]
