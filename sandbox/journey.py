@@ -27,12 +27,16 @@ from typing import Any, TypeVar
 
 from sandbox.core.history import (
     AuthorizerRan,
+    BatchRun,
     DeadLetter,
     DeliveryAttempt,
     DestinationTaken,
     Entry,
     EventPut,
     InvocationRun,
+    MessageQueued,
+    MessageRedriven,
+    Record,
     ScheduleFired,
 )
 
@@ -46,8 +50,13 @@ _ISO_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
 _TOKEN = re.compile(r"[\w.:@/+=-]+")
 _REQUEST_LINE = re.compile(r"^(START|END|REPORT) RequestId: (\S+)")
 # Entries that happen at the same moment are listed in causal order.
-_KIND_ORDER = {"authorizer": 0, "invocation": 1, "schedule": 2, "event": 3, "delivery": 4,
-               "destination": 5, "stamp": 6, "dead-letter": 7}
+_KIND_ORDER = {"authorizer": 0, "queued": 1, "batch": 2, "invocation": 3, "schedule": 4,
+               "event": 5, "delivery": 6, "destination": 7, "stamp": 8, "redriven": 9,
+               "dead-letter": 10}
+# Messages that a dead-letter or destination record already shows in a journey.
+QUEUED_ELSEWHERE = ("dead-letter", "destination")
+QUEUED_BY = {"api": "sent to", "bus": "EventBridge put it in", "topic": "SNS put it in",
+             "schedule": "the schedule put it in"}
 # A publish is logged by the sandbox a little after the publisher's clock says it ran.
 _PUBLISH_SLACK_S = 0.005
 INJECTED_FAULT = "Sandbox.InjectedFault"  # the sandbox's fault injection fails before a worker
@@ -150,49 +159,81 @@ def strings_in(value: Any) -> Iterator[str]:
 
 
 class HistoryIndex:
-    """The history records by the values they carry, kept up to date record by record, so
-    finding an item's records costs the same however long the history grows."""
+    """The history records by the values they carry and the links between them, kept up to
+    date record by record, so finding an item's records costs the same however long the
+    history grows.
+
+    A record is found by the values it carries (an event's detail, an API answer, a message's
+    body), then by links: an event leads to its deliveries, runs and dead letters; an API call
+    to its authorizer; a queued message to the batches that took it; a batch to its run.
+    """
 
     def __init__(self) -> None:
         self.last_id = 0
         self._by_value: dict[str, list[Entry]] = defaultdict(list)
-        self._by_event: dict[str, list[Entry]] = defaultdict(list)
-        self._by_request: dict[str, list[Entry]] = defaultdict(list)  # API Gateway request id
+        self._by_link: dict[tuple[str, str], list[Entry]] = defaultdict(list)
 
     def add(self, records: Iterable[Entry]) -> None:
         for record in records:
-            body = record.record
             self.last_id = max(self.last_id, record.id)
-            if isinstance(body, EventPut):
-                self._by_event[body.event.get("id", "")].append(record)
-                values = set(strings_in(body.event.get("detail")))
-            elif getattr(body, "event_id", None):
-                self._by_event[body.event_id].append(record)
-                values = set()
-            elif isinstance(body, AuthorizerRan):
-                self._by_request[body.api_request_id].append(record)
-                values = set()
-            elif isinstance(body, InvocationRun) and body.response is not None:
-                values = set(strings_in(body.response))
-            else:
-                values = set()
-            for value in values:
+            for link in _filed_under(record.record):
+                self._by_link[link].append(record)
+            for value in _values(record.record):
                 self._by_value[value].append(record)
 
     def records_of(self, key: str) -> list[Entry]:
         """The records of the item whose key value is `key`, in history order."""
         found: dict[int, Entry] = {}
-        for record in self._by_value.get(key, []):
+        todo = list(self._by_value.get(key, []))
+        while todo:
+            record = todo.pop()
+            if record.id in found:
+                continue
             found[record.id] = record
-            body = record.record
-            followers: list[Entry] = []
-            if isinstance(body, EventPut):
-                followers = self._by_event[body.event["id"]]
-            elif isinstance(body, InvocationRun) and body.api_request_id:
-                followers = self._by_request[body.api_request_id]
-            for follower in followers:
-                found[follower.id] = follower
+            for link in _leads_to(record.record):
+                todo += self._by_link[link]
         return [found[i] for i in sorted(found)]
+
+
+def _values(body: Record) -> set[str]:
+    if isinstance(body, EventPut):
+        return set(strings_in(body.event.get("detail")))
+    if isinstance(body, InvocationRun) and body.response is not None:
+        return set(strings_in(body.response))
+    if isinstance(body, MessageQueued):
+        return values_in_message(body.body)
+    return set()
+
+
+def _filed_under(body: Record) -> list[tuple[str, str]]:
+    """The links a record is found by."""
+    links = []
+    if isinstance(body, EventPut):
+        links.append(("event", str(body.event.get("id", ""))))
+    elif getattr(body, "event_id", None):
+        links.append(("event", body.event_id))  # type: ignore[union-attr]
+    if isinstance(body, AuthorizerRan):
+        links.append(("api", body.api_request_id))
+    if isinstance(body, MessageQueued | MessageRedriven):
+        links.append(("message", body.message_id))
+    if isinstance(body, BatchRun):
+        links += [("message", message_id) for message_id in body.message_ids]
+    if isinstance(body, InvocationRun):
+        links.append(("run", body.request_id))
+    return links
+
+
+def _leads_to(body: Record) -> list[tuple[str, str]]:
+    """The links whose records follow this one."""
+    if isinstance(body, EventPut):
+        return [("event", str(body.event.get("id", "")))]
+    if isinstance(body, InvocationRun) and body.api_request_id:
+        return [("api", body.api_request_id)]
+    if isinstance(body, MessageQueued):
+        return [("message", body.message_id)]
+    if isinstance(body, BatchRun):
+        return [("run", body.request_id)]
+    return []
 
 
 def values_in_message(body: str) -> set[str]:
@@ -518,6 +559,27 @@ def _new_hops(records: list[Entry], labels: Mapping[str, str]) -> list[dict[str,
             entries.append({"kind": "authorizer", "lane": lane, "at": at, "ok":
                             body.effect == "Allow", "authorizer": body.authorizer,
                             "text": f"authorizer {body.authorizer} ran: {body.effect}{cached}"})
+        elif isinstance(body, MessageQueued) and body.via not in QUEUED_ELSEWHERE:
+            queue = body.queue.split(":")[-1]
+            how = QUEUED_BY.get(body.via, "put in")
+            entries.append({"kind": "queued", "lane": queue, "at": at,
+                            "message_id": body.message_id, "text": f"{how} queue {queue}"})
+        elif isinstance(body, BatchRun):
+            source = body.source.split(":")[-1].split("/")[0]
+            lane = labels.get(body.function, body.function)
+            outcome = ("all handled" if not body.failed_ids else
+                       f"{len(body.failed_ids)} kept for another try" if body.ok else
+                       "the run failed: every message comes back")
+            entries.append({"kind": "batch", "lane": lane, "at": at, "ok": not body.failed_ids,
+                            "request_id": body.request_id,
+                            "text": f"took a batch of {len(body.message_ids)} from {source}: "
+                                    f"{outcome}"})
+        elif isinstance(body, MessageRedriven):
+            queue = body.queue.split(":")[-1]
+            entries.append({"kind": "redriven", "lane": queue, "at": at, "ok": False,
+                            "message_id": body.message_id,
+                            "text": f"moved to {body.dead_letter_queue.split(':')[-1]} after "
+                                    f"{body.receives} receives"})
         elif isinstance(body, DestinationTaken):
             where = body.destination.split(":")[-1].split("/")[-1]
             outcome = "" if body.ok else f", which refused it: {body.error_message}"

@@ -504,3 +504,31 @@ def test_every_sender_of_dead_letters_gives_its_reason() -> None:
     assert failure_reason(scheduler, None) == "ResourceNotFoundException: no such function"
     lambda_dlq = {"RequestID": "r-1", "ErrorCode": "200", "ErrorMessage": "boom"}
     assert failure_reason(lambda_dlq, {"id": "e-1"}) == "200: boom"
+
+
+def test_a_message_is_followed_through_its_queue_batch_run_and_redrive() -> None:
+    history = History()
+    body = json.dumps({"order": "order-5", "fail": True})
+    history.add(T0, "queued", {"queue": "arn:aws:sqs:us-east-1:000000000000:work",
+                               "message_id": "m-1", "body": body, "via": "api"})
+    history.add(T0 + 0.01, "queued", {"queue": "arn:aws:sqs:us-east-1:000000000000:work",
+                                      "message_id": "m-2", "body": '{"order": "order-6"}',
+                                      "via": "api"})
+    run = history.invocation(T0 + 0.1, "InvoiceService", trigger="sqs", request_id="r-7")
+    history.add(T0 + 0.2, "batch", {
+        "source": "arn:aws:sqs:us-east-1:000000000000:work", "function": FUNCTIONS[
+            "InvoiceService"], "request_id": run, "message_ids": ["m-1", "m-2"],
+        "failed_ids": ["m-1"], "ok": True})
+    history.add(T0 + 5, "redriven", {"queue": "arn:aws:sqs:us-east-1:000000000000:work",
+                                     "dead_letter_queue": "arn:aws:sqs:us-east-1:0:work-dlq",
+                                     "message_id": "m-1", "receives": 2})
+
+    journey = journey_of(history, {"ID": "order-5"})
+    assert [e["text"] for e in journey["entries"]] == [
+        "sent to queue work",
+        "invoked (sqs): ok (20 ms, 50 of 256 MB)",
+        "took a batch of 2 from work: 1 kept for another try",
+        "moved to work-dlq after 2 receives",
+    ]
+    assert [e["lane"] for e in journey["entries"]][:3] == ["work", "InvoiceService",
+                                                          "InvoiceService"]

@@ -8,6 +8,7 @@ import time
 
 from sandbox_process import wait_for
 
+from sandbox.core.history import BatchRun
 from sandbox.core.state import Message
 from sandbox.events.patterns import compile_pattern
 from sandbox.lambda_.backend import throttled
@@ -100,7 +101,8 @@ def test_a_throttled_batch_is_retried_while_invisible_and_the_poller_lives_on() 
         return Invocation("r", "f", True, b"null", None, time.time(), 1.0, None, 64, 128)
 
     mapping = SqsMapping("u", QUEUE, "f", 10, 0.0, [], False, 2, fifo=True)
-    pollers = SqsPollers(mapping, queue, invoke, "us-east-1")
+    runs: list[BatchRun] = []
+    pollers = SqsPollers(mapping, queue, invoke, "us-east-1", runs.append)
     pollers.start()
     try:
         wait_for(lambda: queue.settled, 10, "the batch deleted after two throttles")
@@ -108,3 +110,4 @@ def test_a_throttled_batch_is_retried_while_invisible_and_the_poller_lives_on() 
         pollers.stop()
     assert len(tries) == 3 and len(set(tries)) == 1, "the same batch, tried three times"
     assert [m.id for m in queue.settled] == [message().id]
+    assert runs == [BatchRun(QUEUE, "f", "r", [message().id], [], True)], "one run recorded"

@@ -134,12 +134,48 @@ class AuthorizerRan:
     principal_id: str | None = None
 
 
+@dataclass(frozen=True)
+class MessageQueued:
+    """A message entered a queue: sent through SQS's API, or handed over by a rule, a topic, a
+    destination or a dead-letter route (`via`)."""
+
+    KIND: ClassVar[str] = "queued"
+    queue: str  # the queue's ARN
+    message_id: str
+    body: str  # its first 4 KB: what it is about (an order ID...)
+    via: str  # "api", or what handed it over
+
+
+@dataclass(frozen=True)
+class BatchRun:
+    """An event source mapping handed a batch to its function, and what became of it."""
+
+    KIND: ClassVar[str] = "batch"
+    source: str  # the queue's or stream's ARN
+    function: str
+    request_id: str
+    message_ids: list[str]  # SQS message ids, or stream sequence numbers
+    failed_ids: list[str]  # kept for another try (all of them when the run failed)
+    ok: bool
+
+
+@dataclass(frozen=True)
+class MessageRedriven:
+    """A message received `receives` times went to its queue's dead-letter queue."""
+
+    KIND: ClassVar[str] = "redriven"
+    queue: str
+    dead_letter_queue: str
+    message_id: str
+    receives: int
+
+
 Record = (EventPut | DeliveryAttempt | InvocationRun | DeadLetter | ScheduleFired
-          | DestinationTaken | AuthorizerRan)
+          | DestinationTaken | AuthorizerRan | MessageQueued | BatchRun | MessageRedriven)
 KINDS: dict[str, type] = {
     kind.KIND: kind
     for kind in (EventPut, DeliveryAttempt, InvocationRun, DeadLetter, ScheduleFired,
-                 DestinationTaken, AuthorizerRan)
+                 DestinationTaken, AuthorizerRan, MessageQueued, BatchRun, MessageRedriven)
 }
 
 

@@ -176,6 +176,12 @@ class Writes:
         return self
 
 
+def write_history(db: sqlite3.Connection, records: Iterable[Record], at: float) -> None:
+    """History rows, inside the caller's transaction."""
+    db.executemany("INSERT INTO history (at, kind, record) VALUES (?, ?, ?)",
+                   [(at, record.KIND, dumps(record)) for record in records])
+
+
 class State:
     """One connection shared by every thread behind a lock: SQLite serialises writers anyway,
     and one connection keeps each commit cheap."""
@@ -232,10 +238,7 @@ class State:
                 f"INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES ({', '.join('?' * 13)})",
                 [message_row(m) for m in messages],
             )
-            db.executemany(
-                "INSERT INTO history (at, kind, record) VALUES (?, ?, ?)",
-                [(now, record.KIND, dumps(record)) for record in history],
-            )
+            write_history(db, history, now)
             db.executemany(
                 "INSERT OR REPLACE INTO stream_checkpoints (mapping, shard, sequence, closed) "
                 "VALUES (?, ?, ?, ?)",
@@ -253,10 +256,7 @@ class State:
             db.execute(
                 "UPDATE jobs SET attempt = attempt + 1, due = ? WHERE id = ?", (due, job.id)
             )
-            db.executemany(
-                "INSERT INTO history (at, kind, record) VALUES (?, ?, ?)",
-                [(time.time(), record.KIND, dumps(record)) for record in history],
-            )
+            write_history(db, history, time.time())
 
     def due_jobs(self, now: float, exclude: set[int], limit: int) -> list[Job]:
         with self._lock:

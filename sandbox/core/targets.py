@@ -25,7 +25,9 @@ class Parcel:
     context: dict[str, Any] = field(default_factory=dict)
     group_id: str | None = None  # a FIFO queue's MessageGroupId
     attributes: dict[str, str] = field(default_factory=dict)  # SQS message attributes
-    via: str = "put-events"  # how an event reached a bus (see history.EventPut.via)
+    # How it came: a rule delivering ("bus"), a topic ("topic"), a schedule, a "destination",
+    # a "dead-letter" route (see also history.EventPut.via).
+    via: str = ""
 
 
 class Sink(Protocol):

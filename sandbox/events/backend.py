@@ -411,7 +411,7 @@ class RuleDelivery:
         if queue:
             try:
                 writes += self.bus.targets.deliver(
-                    queue, Parcel(json.dumps(event), attributes=attributes))
+                    queue, Parcel(json.dumps(event), attributes=attributes, via="dead-letter"))
             except Failure:
                 queue = None  # the DLQ names nothing: dropped, as on AWS
         writes.history.append(DeadLetter(queue, "eventbridge", event_id=event["id"], event=event,

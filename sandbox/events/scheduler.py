@@ -229,7 +229,8 @@ class SchedulerDelivery:
         queue = schedule.dead_letter_arn
         if queue:
             try:
-                writes += self.scheduler.targets.deliver(queue, Parcel(body, attributes=attributes))
+                writes += self.scheduler.targets.deliver(
+                    queue, Parcel(body, attributes=attributes, via="dead-letter"))
             except Failure:
                 queue = None  # the DLQ names nothing: dropped, as on AWS
         writes.history.append(DeadLetter(queue, "eventbridge",

@@ -351,7 +351,8 @@ class AsyncInvocation:
                 record.body(settings.on_failure), self._onward(job), via="destination")))
         if settings.dead_letter:
             routes.append(("DeadLetterConfig", settings.dead_letter,
-                           Parcel(job.payload["body"], attributes=attributes)))
+                           Parcel(job.payload["body"], attributes=attributes,
+                                  via="dead-letter")))
         writes = Writes()
         taken = False
         for route, destination, parcel in routes:

@@ -159,7 +159,8 @@ class EventSources:
 
     def start(self) -> None:
         for mapping in self.sqs:
-            pollers = SqsPollers(mapping, self.queues, self.lambda_.invoke, self._region)
+            pollers = SqsPollers(mapping, self.queues, self.lambda_.invoke, self._region,
+                                 self.lambda_.state.record)
             self._pollers.append(pollers)
             pollers.start()
         for stream in self.streams:

@@ -30,9 +30,11 @@ import hashlib
 import json
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from sandbox.core.history import BatchRun
 from sandbox.core.jobs import Abandoned
 from sandbox.core.state import Message
 from sandbox.events.patterns import EventPattern, compile_pattern
@@ -152,10 +154,11 @@ class SqsPollers:
     """The pollers of one mapping: each receives a batch, invokes, settles, and again."""
 
     def __init__(self, mapping: SqsMapping, queues: QueueReader, invoke: Any,
-                 region: str) -> None:
+                 region: str, record: Callable[[BatchRun], None]) -> None:
         self.mapping = mapping
         self.queues = queues
         self.invoke = invoke  # LambdaService.invoke
+        self.record = record  # into the history
         self.region = region
         self._running = True
         self._threads = [threading.Thread(target=self._poll, name=f"sqs-esm-{i}", daemon=True)
@@ -211,14 +214,17 @@ class SqsPollers:
             return
         payload = json.dumps({"Records": [r for _, r in kept]}).encode()
         invocation = self._invoke(payload, until=min(m.visible for m, _ in kept))
-        if invocation is None or not invocation.ok:
-            return  # the batch comes back after the visibility timeout
-        failed: set[str] | None = set()
-        if mapping.report_item_failures:
-            failed = failed_items(invocation.payload, [m.id for m, _ in kept])
-        if failed is None:
-            return
-        self.queues.settle(mapping.queue_arn, [m for m, _ in kept if m.id not in failed])
+        ids = [m.id for m, _ in kept]
+        failed: set[str] | None = None  # the batch comes back after the visibility timeout
+        if invocation is not None and invocation.ok:
+            failed = failed_items(invocation.payload, ids) if mapping.report_item_failures \
+                else set()
+        if failed is not None:
+            self.queues.settle(mapping.queue_arn, [m for m, _ in kept if m.id not in failed])
+        if invocation is not None:
+            kept_back = ids if failed is None else [i for i in ids if i in failed]
+            self.record(BatchRun(mapping.queue_arn, invocation.function, invocation.request_id,
+                                 ids, kept_back, invocation.ok))
 
     def _invoke(self, payload: bytes, until: float) -> Invocation | None:
         """The invocation; None when Lambda refused the batch: too large, or throttled until

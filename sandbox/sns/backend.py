@@ -153,7 +153,8 @@ class _TopicSink:
             body, attributes = notification.message, notification.attributes
         else:
             body, attributes = sqs_body(notification, subscription.arn), {}
-        out = Parcel(body, dict(parcel.context), group_id=parcel.group_id, attributes=attributes)
+        out = Parcel(body, dict(parcel.context), group_id=parcel.group_id, attributes=attributes,
+                     via="topic")
         try:
             return self.targets.deliver(subscription.endpoint, out)
         except Failure as failure:

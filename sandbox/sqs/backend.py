@@ -41,7 +41,7 @@ from sandbox.sqs.messages import (
     receipt_handle,
     size_of,
 )
-from sandbox.sqs.store import QueueStore, Redrive, sequence_number
+from sandbox.sqs.store import QueueStore, Redrive, queued, sequence_number
 
 QUEUE = "AWS::SQS::Queue"
 MAX_BATCH = 10
@@ -412,7 +412,7 @@ class _QueueSink:
                           group_id=parcel.group_id if self.queue.fifo else None,
                           sequence=sequence_number() if self.queue.fifo else None,
                           visible=now + self.queue.delay_s)
-        return Writes(messages=[message])
+        return Writes(messages=[message], history=[queued(message, parcel.via)])
 
 
 # Request and answer shapes

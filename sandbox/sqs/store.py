@@ -13,7 +13,15 @@ import json
 import time
 from dataclasses import dataclass, replace
 
-from sandbox.core.state import MESSAGE_COLUMNS, Message, State, message_of, message_row
+from sandbox.core.history import MessageQueued, MessageRedriven
+from sandbox.core.state import (
+    MESSAGE_COLUMNS,
+    Message,
+    State,
+    message_of,
+    message_row,
+    write_history,
+)
 from sandbox.sqs.messages import MessageError
 
 DEDUPLICATION_WINDOW_S = 300.0
@@ -70,6 +78,8 @@ class QueueStore:
                                (redrive.dead_letter_arn, now, json.dumps(system),
                                 now if fifo else message.sent, message.id))
                     redriven.append(message)
+                    write_history(db, [MessageRedriven(arn, redrive.dead_letter_arn, message.id,
+                                                       message.receives)], now)
                     continue
                 if len(received) == limit:
                     break
@@ -150,8 +160,13 @@ class QueueStore:
                                 message.sent))
                 db.execute(f"INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES "
                            f"({', '.join('?' * 13)})", message_row(message))
+                write_history(db, [queued(message, "api")], now)
                 sent.append(message)
         return sent
+
+
+def queued(message: Message, via: str) -> MessageQueued:
+    return MessageQueued(message.queue, message.id, message.body[:4096], via)
 
 
 def sequence_number() -> int:
