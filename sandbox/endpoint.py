@@ -16,6 +16,7 @@ from typing import Any
 
 from sandbox.apigateway.wire import ApiGateway
 from sandbox.core.wire import Response, aws_error
+from sandbox.dynamodb import wire as dynamodb_wire
 from sandbox.dynamodb.wire import DynamoDBPassThrough
 from sandbox.events import wire as events_wire
 from sandbox.events.backend import EventBus
@@ -62,7 +63,7 @@ class Endpoint:
             return events_wire.handle(self.bus, amz_target.split(".", 1)[1], body)
         if amz_target.startswith(sqs_wire.TARGET_PREFIX):
             return sqs_wire.handle(self.queues, amz_target.split(".", 1)[1], body)
-        if amz_target.startswith("DynamoDB_"):
+        if amz_target.startswith(dynamodb_wire.TARGET_PREFIXES):
             return self.dynamodb.handle(method, path, headers, body)
         if amz_target:
             return aws_error(400, "UnknownOperationException",

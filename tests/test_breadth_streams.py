@@ -71,3 +71,13 @@ def test_the_stream_feeds_its_consumer_in_order_and_sends_the_poison_record_on(
     assert info["streamArn"] == first["eventSourceARN"]
     handled_numbers = {r["dynamodb"]["SequenceNumber"] for r in records}
     assert info["startSequenceNumber"] not in handled_numbers
+
+
+def test_the_streams_api_is_served_on_the_endpoint(breadth: SandboxProcess) -> None:  # noqa: F811
+    """A user reads a table's stream through AWS_ENDPOINT_URL, as with DynamoDB itself."""
+    dynamodb = breadth.client("dynamodb")
+    (table,) = [t for t in dynamodb.list_tables()["TableNames"] if "Streams" in t]
+    stream_arn = dynamodb.describe_table(TableName=table)["Table"]["LatestStreamArn"]
+    streams = breadth.client("dynamodbstreams")
+    shards = streams.describe_stream(StreamArn=stream_arn)["StreamDescription"]["Shards"]
+    assert shards, "the stream has a shard"

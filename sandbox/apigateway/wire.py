@@ -51,7 +51,7 @@ from sandbox.apigateway.rest_api import (
 from sandbox.assembly import ACCOUNT
 from sandbox.core.history import AuthorizerRan
 from sandbox.core.wire import Response
-from sandbox.lambda_.backend import FunctionNotFound, LambdaService
+from sandbox.lambda_.backend import FunctionNotFound, InvokeRefused, LambdaService
 from sandbox.lambda_.records import error_of
 from sandbox.settings import Settings
 
@@ -179,7 +179,7 @@ class ApiGateway:
             invocation = self.lambda_.invoke(authorizer.function_arn, json.dumps(event).encode(),
                                              trigger="authorizer", api_request_id=request_id,
                                              received=received)
-        except FunctionNotFound:
+        except (FunctionNotFound, InvokeRefused):
             self.record(authorizer, request_id, "Error", False)
             return "Error"
         if not invocation.ok:
@@ -213,6 +213,8 @@ class ApiGateway:
             status, message = ENDPOINT_TIMEOUT
             return status, [("Content-Type", "application/json"), *trace], message
         except FunctionNotFound:  # a stage variable naming no function of the app
+            return answers.CONFIGURATION_ERROR
+        except InvokeRefused:  # throttled (reserved concurrency) or over Lambda's 6 MB
             return answers.CONFIGURATION_ERROR
         if invocation.ok:
             try:

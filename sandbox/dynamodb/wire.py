@@ -1,5 +1,6 @@
-"""DynamoDB on the sandbox's endpoint: every call is passed as it is to DynamoDB Local, whose
-port the sandbox does not advertise. One kept-alive connection per endpoint thread."""
+"""DynamoDB and DynamoDB Streams on the sandbox's endpoint: every call is passed as it is to
+DynamoDB Local, whose port the sandbox does not advertise. One kept-alive connection per
+endpoint thread."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from urllib.parse import urlsplit
 from sandbox.core.wire import Response, aws_error
 
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "host", "content-length"}
-TARGET_PREFIX = "DynamoDB_"
+# DynamoDB's API and its Streams API (stream ARNs are DynamoDB Local's: region `ddblocal`).
+TARGET_PREFIXES = ("DynamoDB_", "DynamoDBStreams_")
 
 
 class DynamoDBPassThrough:
