@@ -69,7 +69,8 @@ def test_a_queue_gets_the_notification_as_aws_documents_it() -> None:
 
 
 def test_without_a_subject_the_queue_notification_has_none_and_attributes_are_typed() -> None:
-    body = json.loads(sqs_body(example_notification(subject=None, attributes={"k": "v"}),
+    typed = {"k": {"Type": "String", "Value": "v"}}
+    body = json.loads(sqs_body(example_notification(subject=None, attributes=typed),
                                SUBSCRIPTION))
     assert "Subject" not in body
     assert body["MessageAttributes"] == {"k": {"Type": "String", "Value": "v"}}
@@ -78,7 +79,8 @@ def test_without_a_subject_the_queue_notification_has_none_and_attributes_are_ty
 
 
 def test_a_function_gets_the_sns_event_as_aws_documents_it() -> None:
-    event = lambda_event(example_notification(attributes={"Test": "TestString"}), SUBSCRIPTION)
+    typed = {"Test": {"Type": "String", "Value": "TestString"}}
+    event = lambda_event(example_notification(attributes=typed), SUBSCRIPTION)
     [record] = event["Records"]
     assert sorted(record) == sorted(LAMBDA_EXAMPLE_KEYS)
     assert (record["EventSource"], record["EventVersion"]) == ("aws:sns", "1.0")
@@ -222,13 +224,43 @@ def test_what_is_not_delivered_as_on_aws_is_named_at_start(tmp_path: Path) -> No
     world = World(tmp_path, {
         "Topic": topic(), "Q": queue("q"),
         "Mail": subscription(Protocol="email", Endpoint="ops@example.com"),
-        "Filtered": subscription(Protocol="sqs", Endpoint={"Fn::GetAtt": ["Q", "Arn"]},
-                                 FilterPolicy={"kind": ["big"]}),
         "Elsewhere": subscription(TopicArn=f"{TOPIC}-elsewhere", Protocol="sqs",
                                   Endpoint={"Fn::GetAtt": ["Q", "Arn"]})})
     assert sorted(world.topics.notes) == [
         "S/Elsewhere: topic " + TOPIC + "-elsewhere is not in the assembly",
-        "S/Filtered: filter policy not applied yet (gets every message)",
         "S/Mail: email subscription not delivered"]
-    world.publish("m")
-    assert world.bodies("q")  # the filtered subscription gets every message
+
+
+def test_a_subscription_gets_only_what_its_filter_policy_matches(tmp_path: Path) -> None:
+    world = World(tmp_path, {
+        "Topic": topic(), "Big": queue("big"), "Body": queue("body"),
+        "BigSub": subscription(Protocol="sqs", Endpoint={"Fn::GetAtt": ["Big", "Arn"]},
+                               FilterPolicy={"kind": ["big"]}),
+        "BodySub": subscription(Protocol="sqs", Endpoint={"Fn::GetAtt": ["Body", "Arn"]},
+                                FilterPolicyScope="MessageBody",
+                                FilterPolicy='{"order": {"total": [{"numeric": [">", 100]}]}}')})
+    world.publish('{"order": {"total": 250}}', attributes={"kind": "small"})
+    world.publish('{"order": {"total": 50}}', attributes={"kind": "big"})
+    assert [json.loads(b)["Message"] for b in world.bodies("big")] == ['{"order": {"total": 50}}']
+    assert [json.loads(b)["Message"] for b in world.bodies("body")] == [
+        '{"order": {"total": 250}}']
+
+
+@pytest.mark.parametrize(("props", "where", "message"), [
+    ({"FilterPolicy": {"kind": [{"numeric": [">="]}]}}, "FilterPolicy",
+     "Invalid parameter: FilterPolicy: Value of >= must be numeric"),
+    ({"FilterPolicy": {"order": {"kind": ["big"]}}}, "FilterPolicy",
+     "Invalid parameter: Filter policy scope MessageAttributes does not support nested filter "
+     "policy"),
+    ({"FilterPolicy": {"kind": ["big"]}, "FilterPolicyScope": "Body"}, "FilterPolicyScope",
+     "Invalid parameter: FilterPolicyScope: Invalid value [Body]. Please use either MessageBody "
+     "or MessageAttributes"),
+])
+def test_a_malformed_filter_policy_stops_the_start_naming_the_subscription(
+        tmp_path: Path, props: dict[str, Any], where: str, message: str) -> None:
+    with pytest.raises(AssemblyError) as error:
+        World(tmp_path, {"Topic": topic(), "Q": queue("q"),
+                         "Sub": subscription(Protocol="sqs",
+                                             Endpoint={"Fn::GetAtt": ["Q", "Arn"]}, **props)})
+    assert str(error.value) == (f"{tmp_path / 'S.template.json'}: Resources.Sub.Properties."
+                                f"{where}: {message}")

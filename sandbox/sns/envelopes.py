@@ -41,7 +41,9 @@ class Notification:
     message: str
     timestamp: str  # as SNS writes it: 2012-03-29T05:12:16.901Z
     subject: str | None = None
-    attributes: dict[str, str] = field(default_factory=dict)  # String attributes
+    # Message attributes as subscribers see them: name -> {"Type": "String", "Value": "..."}
+    # (a Binary value in base64, a String.Array value as its JSON text).
+    attributes: dict[str, dict[str, str]] = field(default_factory=dict)
     sequence_number: str | None = None  # FIFO topics only
 
 
@@ -70,7 +72,8 @@ def signature(n: Notification) -> str:
     return base64.b64encode(hashlib.sha256(text.encode()).digest()).decode()
 
 
-def message_attributes(attributes: dict[str, str]) -> dict[str, dict[str, str]]:
+def string_attributes(attributes: dict[str, str]) -> dict[str, dict[str, str]]:
+    """Plain text attributes (what another service hands a topic) as typed ones."""
     return {name: {"Type": "String", "Value": value} for name, value in attributes.items()}
 
 
@@ -91,7 +94,7 @@ def sqs_body(n: Notification, subscription_arn: str) -> str:
         "UnsubscribeURL": unsubscribe_url(subscription_arn),
     }
     if n.attributes:
-        document["MessageAttributes"] = message_attributes(n.attributes)
+        document["MessageAttributes"] = dict(n.attributes)
     return json.dumps(document)
 
 
@@ -112,6 +115,6 @@ def lambda_event(n: Notification, subscription_arn: str) -> dict[str, Any]:
             "Signature": signature(n),
             "SigningCertUrl": signing_cert_url(n.topic_arn),
             "UnsubscribeUrl": unsubscribe_url(subscription_arn),
-            "MessageAttributes": message_attributes(n.attributes),
+            "MessageAttributes": dict(n.attributes),
         },
     }]}
