@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from sandbox.apigateway.keys import UsagePlans
 from sandbox.apigateway.rest_api import RestApi
@@ -144,12 +144,36 @@ class Sandbox:
             raise
 
     def _start(self, stacks: list[Stack]) -> None:
+        # Everything is read and wired first, processes started last: a template the sandbox
+        # cannot run, or a port in use, fails before Java starts.
+        tables = self.wire(stacks)
+        self.endpoint = Endpoint(self.port, self.bus, self.queues,
+                                 ApiGateway(self.apis, self.lambda_, self.settings,
+                                            self.usage_plans),
+                                 DynamoDBPassThrough(self.dynamodb.endpoint_url),
+                                 self.extra_routes)
+        self.port = self.endpoint.port
+        self._stops.append(self.endpoint.stop)
+
+        self._stops.append(self.dynamodb.stop)
+        self.dynamodb.start()
+        ensure_tables(self.dynamodb.endpoint_url, tables)
+        self.endpoint.start()
+        self.runner.start()
+        self._stops.append(self.runner.stop)
+        self.clock.start()
+        self._stops.append(self.clock.stop)
+        self.event_sources.start()
+        self._stops.append(self.event_sources.stop)
+        self.print_summary(tables)
+
+    def wire(self, stacks: list[Stack]) -> list[dict[str, Any]]:
+        """Read every resource and build each service, starting nothing and binding nothing:
+        whatever the template holds, this ends in an `AssemblyError` or a sandbox ready to
+        start. Returns the tables to create."""
         self.stacks = stacks
         self.state = State(self.state_dir / "sandbox.db")
         self._stops.append(self.state.close)
-
-        # Everything is read and wired first, processes started last: a template the sandbox
-        # cannot run, or a port in use, fails before Java starts.
         self.dynamodb = DynamoDBLocal(PROJECT_DIR, self.state_dir / "dynamodb")
         tables = [
             table_request(s.resolve(t.properties, f"Resources.{t.logical_id}.Properties"),
@@ -199,25 +223,7 @@ class Sandbox:
         self.usage_plans = UsagePlans.from_stacks(stacks, {(a.api_id, a.stage) for a in self.apis})
 
         self.extra_routes.update(Console.of(self).routes())
-        self.endpoint = Endpoint(self.port, self.bus, self.queues,
-                                 ApiGateway(self.apis, self.lambda_, self.settings,
-                                            self.usage_plans),
-                                 DynamoDBPassThrough(self.dynamodb.endpoint_url),
-                                 self.extra_routes)
-        self.port = self.endpoint.port
-        self._stops.append(self.endpoint.stop)
-
-        self._stops.append(self.dynamodb.stop)
-        self.dynamodb.start()
-        ensure_tables(self.dynamodb.endpoint_url, tables)
-        self.endpoint.start()
-        self.runner.start()
-        self._stops.append(self.runner.stop)
-        self.clock.start()
-        self._stops.append(self.clock.stop)
-        self.event_sources.start()
-        self._stops.append(self.event_sources.stop)
-        self.print_summary(tables)
+        return tables
 
     def print_summary(self, tables: list[dict]) -> None:
         say = self.out.write
