@@ -3,8 +3,9 @@ AWS CLI at, and where the REST APIs are served under their stage path.
 
 It only dispatches, by protocol, to each service's wire layer: requests carrying `X-Amz-Target`
 are AWS API calls (EventBridge and SQS answered here, DynamoDB passed through to DynamoDB
-Local); the sandbox's own pages (the console) by their path prefix; anything else is a request
-to a REST API (`/prod/order`).
+Local); a form POST to `/` with `Action=` is a query-protocol call, answered by the query
+service that owns the action (SNS); the sandbox's own pages (the console) by their path
+prefix; anything else is a request to a REST API (`/prod/order`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from sandbox.apigateway.wire import ApiGateway
+from sandbox.core import query
 from sandbox.core.wire import Response, aws_error
 from sandbox.dynamodb import wire as dynamodb_wire
 from sandbox.dynamodb.wire import DynamoDBPassThrough
@@ -33,12 +35,14 @@ class Endpoint:
         api_gateway: ApiGateway,
         dynamodb: DynamoDBPassThrough,
         extra_routes: dict[str, Callable[[str, str, bytes], Response]] | None = None,
+        query_services: list[query.QueryService] | None = None,
     ) -> None:
         self.bus = bus
         self.queues = queues
         self.api_gateway = api_gateway
         self.dynamodb = dynamodb
         self.extra_routes = {} if extra_routes is None else extra_routes
+        self.query_services = query_services or []
         handler = type("Handler", (_Handler,), {"endpoint": self})
         self.server = ThreadingHTTPServer(("127.0.0.1", port), handler)
         self.server.daemon_threads = True
@@ -68,6 +72,9 @@ class Endpoint:
         if amz_target:
             return aws_error(400, "UnknownOperationException",
                              f"The sandbox does not emulate {amz_target}")
+        params = query.form(method, path, headers, body)
+        if params is not None:
+            return query.dispatch(self.query_services, params)
         for prefix, route in self.extra_routes.items():
             if path == prefix or path.startswith(prefix.rstrip("/") + "/"):
                 return route(method, path, body)

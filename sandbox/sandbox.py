@@ -40,6 +40,7 @@ from sandbox.lambda_.backend import INVOKE, AsyncInvocation, LambdaService
 from sandbox.lambda_.event_sources import EventSources
 from sandbox.settings import Settings
 from sandbox.sns.backend import Topics
+from sandbox.sns.wire import SnsWire
 from sandbox.sqs.backend import Queues
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
@@ -151,7 +152,8 @@ class Sandbox:
                                  ApiGateway(self.apis, self.lambda_, self.settings,
                                             self.usage_plans),
                                  DynamoDBPassThrough(self.dynamodb.endpoint_url),
-                                 self.extra_routes)
+                                 self.extra_routes,
+                                 [SnsWire(self.topics, self.state, self.runner.wake)])
         self.port = self.endpoint.port
         self._stops.append(self.endpoint.stop)
 

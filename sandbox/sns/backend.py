@@ -241,7 +241,7 @@ class Topics:
         message = check_message(topic, request)
         if _size(message) > MAX_MESSAGE_BYTES:
             raise _invalid("Message too long")
-        return self._accept(topic, message, {"request_id": request.get("RequestId")})
+        return self._accept(topic, message, {})
 
     def publish_batch(self, request: dict[str, Any]) -> tuple[dict[str, Any], Writes]:
         topic = self.topic(request.get("TopicArn"))
@@ -261,7 +261,7 @@ class Topics:
         writes = Writes()
         successful = []
         for entry_id, message in checked:
-            answer, more = self._accept(topic, message, {"request_id": request.get("RequestId")})
+            answer, more = self._accept(topic, message, {})
             successful.append({"Id": entry_id, **answer})
             writes += more
         return {"Successful": successful, "Failed": failed}, writes
