@@ -1,16 +1,21 @@
 """SNS end to end through boto3's `sns` client: a publish fans out to each subscriber whose
 filter policy it matches (raw and enveloped queues, a function), a FIFO topic delivers once per
-deduplication id to its FIFO queue under the group, and bad input gets SNS's answer."""
+deduplication id to its FIFO queue under the group, and bad input gets SNS's answer: at
+publish time through boto3, and at start for a malformed filter policy."""
 
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
 from breadth_sandbox import breadth, received, wait_received  # noqa: F401
-from sandbox_process import SandboxProcess, wait_for
+from sandbox_process import ROOT, SandboxProcess, free_port, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -122,3 +127,26 @@ def test_bad_input_gets_sns_answer_through_boto3(
     response = error.value.response
     assert (response["Error"]["Code"], response["ResponseMetadata"]["HTTPStatusCode"],
             response["Error"]["Message"]) == (code, status, message)
+
+
+def test_a_malformed_filter_policy_stops_the_start_naming_subscription_and_property(
+        breadth_assembly: Path, tmp_path: Path) -> None:
+    broken = tmp_path / "cdk.out"
+    shutil.copytree(breadth_assembly, broken)
+    [template_file] = broken.glob("*.template.json")
+    template = json.loads(template_file.read_text())
+    [logical_id] = [key for key, resource in template["Resources"].items()
+                    if resource["Type"] == "AWS::SNS::Subscription"
+                    and "FilterPolicy" in resource["Properties"]
+                    and "FilterPolicyScope" not in resource["Properties"]]
+    template["Resources"][logical_id]["Properties"]["FilterPolicy"] = {
+        "kind": [{"numeric": [">", 20, "<", "30"]}]}
+    template_file.write_text(json.dumps(template))
+    answer = subprocess.run(
+        [sys.executable, "-m", "sandbox", "up", "--assembly", str(broken),
+         "--state", str(tmp_path / "state"), "--port", str(free_port())],
+        cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert answer.returncode == 2, answer.stdout + answer.stderr
+    assert answer.stderr.splitlines() == [
+        f"sandbox: {template_file}: Resources.{logical_id}.Properties.FilterPolicy: Invalid "
+        "parameter: FilterPolicy: Value of < must be numeric"]
