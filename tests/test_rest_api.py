@@ -210,12 +210,18 @@ def test_proxy_event_is_api_gateways_format_1_0() -> None:
             "User-Agent": "curl/8.5.0",
             "Accept": "*/*",
             "X-Multi": "2",
+            "X-Forwarded-For": "127.0.0.1",
+            "X-Forwarded-Port": "4000",
+            "X-Forwarded-Proto": "http",
         },
         "multiValueHeaders": {
             "Host": ["127.0.0.1:4000"],
             "User-Agent": ["curl/8.5.0"],
             "Accept": ["*/*"],
             "X-Multi": ["1", "2"],
+            "X-Forwarded-For": ["127.0.0.1"],
+            "X-Forwarded-Port": ["4000"],
+            "X-Forwarded-Proto": ["http"],
         },
         "queryStringParameters": {"category": "books", "empty": ""},
         "multiValueQueryStringParameters": {"category": ["electronics", "books"], "empty": [""]},
@@ -426,3 +432,9 @@ def test_the_event_carries_stage_variables_authorizer_and_a_binary_body() -> Non
                        b"abc", "r1", "10.0.0.1", NOW)
     assert (text["body"], text["isBase64Encoded"]) == ("abc", False)
     assert "authorizer" not in text["requestContext"]
+
+
+def test_api_gateway_appends_the_caller_to_x_forwarded_for() -> None:
+    event = event_for(b"", [("Host", "localhost:4000"), ("x-forwarded-for", "203.0.113.9")])
+    assert event["headers"]["x-forwarded-for"] == "203.0.113.9, 10.0.0.1"
+    assert event["multiValueHeaders"]["X-Forwarded-Port"] == ["4000"]

@@ -93,7 +93,7 @@ class RestApi:
                     "is not supported; define resources and methods instead"
                 )
             api_id = stack.ref(api.logical_id)
-            props = stack.resolve(api.properties, f"Resources.{api.logical_id}.Properties")
+            props = stack.properties(api.logical_id)
             authorizers = _authorizers(stack, api_id)
             methods = _methods(stack, api_id, stack.get_att(api.logical_id, "RootResourceId"),
                                authorizers)
@@ -134,11 +134,6 @@ class RestApi:
         return method, parameters
 
 
-def _property(stack: Stack, logical_id: str, name: str, value: Any) -> str:
-    where = f"Resources.{logical_id}.Properties.{name}"
-    return str(stack.resolve(value, where))
-
-
 def _authorizers(stack: Stack, api_id: str) -> dict[str, Authorizer]:
     """The API's authorizers by id; a Lambda authorizer's function must be in the template."""
     functions = {stack.get_att(f.logical_id, "Arn")
@@ -146,8 +141,8 @@ def _authorizers(stack: Stack, api_id: str) -> dict[str, Authorizer]:
     found = {}
     for resource in stack.of_type("AWS::ApiGateway::Authorizer"):
         where = f"Resources.{resource.logical_id}.Properties"
-        props = stack.resolve(resource.properties, where)
-        if str(props.get("RestApiId")) != api_id:
+        props = stack.properties(resource.logical_id)
+        if props["RestApiId"] != api_id:
             continue
         kind = str(props.get("Type", ""))
         function_arn = ""
@@ -176,12 +171,9 @@ def _methods(stack: Stack, api_id: str, root_id: str,
              authorizers: dict[str, Authorizer]) -> list[Method]:
     parents: dict[str, tuple[str, str]] = {}  # resource id -> (parent id, path part)
     for resource in stack.of_type("AWS::ApiGateway::Resource"):
-        props = resource.properties
-        if _property(stack, resource.logical_id, "RestApiId", props.get("RestApiId")) == api_id:
-            parents[stack.ref(resource.logical_id)] = (
-                _property(stack, resource.logical_id, "ParentId", props.get("ParentId")),
-                _property(stack, resource.logical_id, "PathPart", props.get("PathPart")),
-            )
+        props = stack.properties(resource.logical_id)
+        if props["RestApiId"] == api_id:
+            parents[stack.ref(resource.logical_id)] = (props["ParentId"], props["PathPart"])
 
     def path_of(resource_id: str, where: str, seen: tuple[str, ...] = ()) -> str:
         if resource_id == root_id:
@@ -197,12 +189,11 @@ def _methods(stack: Stack, api_id: str, root_id: str,
     methods = []
     for resource in stack.of_type("AWS::ApiGateway::Method"):
         lid = resource.logical_id
-        props = resource.properties
-        if _property(stack, lid, "RestApiId", props.get("RestApiId")) != api_id:
+        props = stack.properties(lid)
+        if props["RestApiId"] != api_id:
             continue
-        resource_id = _property(stack, lid, "ResourceId", props.get("ResourceId"))
-        where = f"Resources.{lid}.Properties.Integration"
-        integration = stack.resolve(props.get("Integration") or {}, where)
+        resource_id = props["ResourceId"]
+        integration = props.get("Integration", {})
         kind = str(integration.get("Type", "MOCK"))
         function_arn = ""
         if kind == "AWS_PROXY":
@@ -215,7 +206,7 @@ def _methods(stack: Stack, api_id: str, root_id: str,
             function_arn = found.group("arn")
         where = f"{stack.template_file}: Resources.{lid}.Properties"
         authorization = str(props.get("AuthorizationType", "NONE"))
-        authorizer_id = _property(stack, lid, "AuthorizerId", props.get("AuthorizerId", ""))
+        authorizer_id = props.get("AuthorizerId", "")
         wanted = {"CUSTOM": ("TOKEN", "REQUEST"), "COGNITO_USER_POOLS": ("COGNITO_USER_POOLS",)}
         if authorization in wanted and (authorizer_id not in authorizers or authorizers[
                 authorizer_id].type not in wanted[authorization]):
@@ -224,9 +215,7 @@ def _methods(stack: Stack, api_id: str, root_id: str,
         timeout = integration.get("TimeoutInMillis")
         mock = None
         if kind == "MOCK":
-            responses = stack.resolve(props.get("MethodResponses") or [],
-                                      f"Resources.{lid}.Properties.MethodResponses")
-            mock = mock_integration(integration, responses, where)
+            mock = mock_integration(integration, props.get("MethodResponses", []), where)
         methods.append(
             Method(
                 http_method=str(props.get("HttpMethod", "")).upper(),
@@ -250,24 +239,15 @@ def _stages(stack: Stack, api_id: str) -> list[tuple[str, str, dict[str, str]]]:
     Deployments."""
     stages: dict[str, tuple[str, dict[str, str]]] = {}
     for stage in stack.of_type("AWS::ApiGateway::Stage"):
-        props = stage.properties
-        if _property(stack, stage.logical_id, "RestApiId", props.get("RestApiId")) == api_id:
-            variables = stack.resolve(props.get("Variables") or {},
-                                      f"Resources.{stage.logical_id}.Properties.Variables")
-            stages[stack.ref(stage.logical_id)] = (_property(
-                stack, stage.logical_id, "DeploymentId", props.get("DeploymentId")
-            ), {str(k): str(v) for k, v in variables.items()})
+        props = stack.properties(stage.logical_id)
+        if props["RestApiId"] == api_id:
+            stages[stack.ref(stage.logical_id)] = (props.get("DeploymentId", ""),
+                                                   props.get("Variables", {}))
     for deployment in stack.of_type("AWS::ApiGateway::Deployment"):
-        props = deployment.properties
-        lid = deployment.logical_id
-        if "StageName" not in props:
-            continue
-        if _property(stack, lid, "RestApiId", props.get("RestApiId")) == api_id:
-            variables = stack.resolve(
-                (props.get("StageDescription") or {}).get("Variables") or {},
-                f"Resources.{lid}.Properties.StageDescription.Variables")
-            stages[_property(stack, lid, "StageName", props["StageName"])] = (
-                stack.ref(lid), {str(k): str(v) for k, v in variables.items()})
+        props = stack.properties(deployment.logical_id)
+        if "StageName" in props and props["RestApiId"] == api_id:
+            stages[props["StageName"]] = (stack.ref(deployment.logical_id), props.get(
+                "StageDescription", {}).get("Variables", {}))
     return [(name, deployment, variables) for name, (deployment, variables) in stages.items()]
 
 
@@ -311,6 +291,25 @@ def extended_request_id(request_id: str) -> str:
     return base64.b64encode(hashlib.sha256(request_id.encode()).digest()[:11]).decode()
 
 
+def _forwarded(headers: list[tuple[str, str]], source_ip: str) -> list[tuple[str, str]]:
+    """The headers API Gateway adds for the integration: the caller's address appended to
+    X-Forwarded-For, and the port and scheme it was reached on (here: plain HTTP on the
+    sandbox's port, where AWS says 443 and https). A request with no headers at all (API
+    Gateway's test invocation) gets none."""
+    if not headers:
+        return headers
+    names = {name.lower(): name for name, _ in headers}
+    given = dict((name.lower(), value) for name, value in headers)
+    chain = f"{given['x-forwarded-for']}, {source_ip}" if "x-forwarded-for" in given \
+        else source_ip
+    host = given.get("host", "")
+    port = host.rsplit(":", 1)[1] if ":" in host.lstrip("[").split("]")[-1] else "80"
+    added = {"X-Forwarded-For": chain, "X-Forwarded-Port": port, "X-Forwarded-Proto": "http"}
+    kept = [(name, value) for name, value in headers if name.lower() not in
+            {key.lower() for key in added}]
+    return kept + [(names.get(key.lower(), key), value) for key, value in added.items()]
+
+
 def proxy_event(
     api: RestApi,
     method: Method,
@@ -334,6 +333,7 @@ def proxy_event(
     caller proved (an API key, IAM credentials) over `requestContext.identity`'s nulls.
     """
     kept = [(name, value) for name, value in headers if name.lower() not in _DROPPED_HEADERS]
+    kept = _forwarded(kept, source_ip)
     single_headers, multi_headers = _multi(kept, fold_case=True)
     single_query, multi_query = _multi(query, fold_case=False)
     lower = {name.lower(): value for name, value in single_headers.items()}
