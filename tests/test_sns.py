@@ -115,7 +115,8 @@ def queue(name: str, **props: Any) -> dict[str, Any]:
 
 ECHO = {"Type": "AWS::Lambda::Function", "Metadata": {"aws:asset:path": "fn"},
         "Properties": {"FunctionName": "Echo", "Runtime": "python3.12",
-                       "Handler": "index.handler", "Code": {"S3Key": "fn.zip"}}}
+                       "Handler": "index.handler", "Code": {"S3Key": "fn.zip"},
+                       "Role": f"arn:aws:iam::{ACCOUNT}:role/echo"}}
 
 
 class World:
