@@ -51,6 +51,9 @@ def parser() -> argparse.ArgumentParser:
                     help="fault injection: this share of Lambda invocations fails")
     up.add_argument("--fail-deliveries", type=share, default=0.0, metavar="SHARE",
                     help="fault injection: this share of EventBridge deliveries is throttled")
+    up.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                    help="also answer requests for this host name (repeatable); by default "
+                         "only localhost, 127.0.0.1 and [::1]")
     up.add_argument("--integration-timeout", type=float, default=29.0, metavar="SECONDS",
                     help="API Gateway's integration timeout (default: %(default)s)")
 
@@ -97,6 +100,7 @@ def up(args: argparse.Namespace) -> int:
         invoke_fault_share=args.fail_invocations,
         delivery_fault_share=args.fail_deliveries,
         integration_timeout_s=args.integration_timeout,
+        allowed_hosts=tuple(args.allow_host),
     )
     sandbox = Sandbox(args.assembly, args.state, args.port, settings, reset=args.reset)
     stopped = threading.Event()

@@ -1,10 +1,11 @@
 """The one local endpoint, on 127.0.0.1 only: what `AWS_ENDPOINT_URL` points boto3 and the
 AWS CLI at, and where the REST APIs are served under their stage path.
 
-It only dispatches, by protocol, to each service's wire layer: requests carrying `X-Amz-Target`
-are AWS API calls (EventBridge and SQS answered here, DynamoDB passed through to DynamoDB
-Local); a form POST to `/` with `Action=` is a query-protocol call, answered by the query
-service that owns the action (SNS); the sandbox's own pages (the console) by their path
+It checks who is asking (`sandbox.core.guard`: the Host, and the Origin on the sandbox's own
+APIs), then only dispatches, by protocol, to each service's wire layer: requests carrying
+`X-Amz-Target` are AWS API calls (EventBridge and SQS answered here, DynamoDB passed through
+to DynamoDB Local); a form POST to `/` with `Action=` is a query-protocol call, answered by the
+query service that owns the action (SNS); the sandbox's own pages (the console) by their path
 prefix; anything else is a request to a REST API (`/prod/order`).
 """
 
@@ -17,6 +18,7 @@ from typing import Any
 
 from sandbox.apigateway.wire import ApiGateway
 from sandbox.core import query
+from sandbox.core.guard import Guard
 from sandbox.core.wire import Response, aws_error
 from sandbox.dynamodb import wire as dynamodb_wire
 from sandbox.dynamodb.wire import DynamoDBPassThrough
@@ -36,6 +38,7 @@ class Endpoint:
         dynamodb: DynamoDBPassThrough,
         extra_routes: dict[str, Callable[[str, str, bytes], Response]] | None = None,
         query_services: list[query.QueryService] | None = None,
+        guard: Guard | None = None,
     ) -> None:
         self.bus = bus
         self.queues = queues
@@ -43,6 +46,7 @@ class Endpoint:
         self.dynamodb = dynamodb
         self.extra_routes = {} if extra_routes is None else extra_routes
         self.query_services = query_services or []
+        self.guard = guard or Guard()
         handler = type("Handler", (_Handler,), {"endpoint": self})
         self.server = ThreadingHTTPServer(("127.0.0.1", port), handler)
         self.server.daemon_threads = True
@@ -61,24 +65,40 @@ class Endpoint:
 
     def handle(self, method: str, path: str, raw_headers: list[tuple[str, str]], body: bytes,
                client_ip: str) -> Response:
+        """The Host check first (DNS rebinding), then the sandbox's own APIs, each behind the
+        Origin check, and last the app's REST APIs, which answer any origin as on AWS."""
         headers = {k.lower(): v for k, v in raw_headers}
+        if not self.guard.host_allowed(headers.get("host")):
+            return self.guard.refuse_host(headers["host"])
+        answer = self.route(method, path, headers, body)
+        if answer is None:
+            return self.api_gateway.handle(method, path, raw_headers, body, client_ip)
+        if not self.guard.origin_allowed(headers.get("origin")):
+            return self.guard.refuse_origin(headers["origin"])
+        return answer()
+
+    def route(self, method: str, path: str, headers: dict[str, str],
+              body: bytes) -> Callable[[], Response] | None:
+        """How the sandbox's own APIs would answer (called only once the Origin is checked);
+        None for a request to a REST API."""
         amz_target = headers.get("x-amz-target", "")
+        operation = amz_target.split(".", 1)[-1]
         if amz_target.startswith(events_wire.TARGET_PREFIX):
-            return events_wire.handle(self.bus, amz_target.split(".", 1)[1], body)
+            return lambda: events_wire.handle(self.bus, operation, body)
         if amz_target.startswith(sqs_wire.TARGET_PREFIX):
-            return sqs_wire.handle(self.queues, amz_target.split(".", 1)[1], body)
+            return lambda: sqs_wire.handle(self.queues, operation, body)
         if amz_target.startswith(dynamodb_wire.TARGET_PREFIXES):
-            return self.dynamodb.handle(method, path, headers, body)
+            return lambda: self.dynamodb.handle(method, path, headers, body)
         if amz_target:
-            return aws_error(400, "UnknownOperationException",
-                             f"The sandbox does not emulate {amz_target}")
+            return lambda: aws_error(400, "UnknownOperationException",
+                                     f"The sandbox does not emulate {amz_target}")
         params = query.form(method, path, headers, body)
         if params is not None:
-            return query.dispatch(self.query_services, params)
-        for prefix, route in self.extra_routes.items():
+            return lambda: query.dispatch(self.query_services, params)
+        for prefix, page in self.extra_routes.items():
             if path == prefix or path.startswith(prefix.rstrip("/") + "/"):
-                return route(method, path, body)
-        return self.api_gateway.handle(method, path, raw_headers, body, client_ip)
+                return lambda page=page: page(method, path, body)
+        return None
 
 
 class _Handler(BaseHTTPRequestHandler):

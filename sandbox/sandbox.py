@@ -21,6 +21,7 @@ from sandbox.assembly import Stack, read_assembly
 from sandbox.console.api import PREFIX as CONSOLE_PATH
 from sandbox.console.api import Console
 from sandbox.core.delivery import Deliveries
+from sandbox.core.guard import Guard
 from sandbox.core.jobs import JobRunner
 from sandbox.core.state import State
 from sandbox.core.targets import Targets
@@ -128,6 +129,10 @@ class Sandbox:
         self.extra_routes: dict[str, Callable[[str, str, bytes], Response]] = {}
         self._stops: list[Callable[[], None]] = []
 
+    def _say(self, line: str) -> None:
+        self.out.write(line + "\n")
+        self.out.flush()
+
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
@@ -153,7 +158,8 @@ class Sandbox:
                                             self.usage_plans),
                                  DynamoDBPassThrough(self.dynamodb.endpoint_url),
                                  self.extra_routes,
-                                 [SnsWire(self.topics, self.state, self.runner.wake)])
+                                 [SnsWire(self.topics, self.state, self.runner.wake)],
+                                 Guard(self.settings.allowed_hosts, self._say))
         self.port = self.endpoint.port
         self._stops.append(self.endpoint.stop)
 

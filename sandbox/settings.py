@@ -15,6 +15,8 @@ class Settings:
     invoke_fault_share: float = 0.0
     # Share (0..1) of EventBridge deliveries that fail as a throttled target would.
     delivery_fault_share: float = 0.0
+    # Host names besides this machine's own that requests may name (`--allow-host`).
+    allowed_hosts: tuple[str, ...] = ()
     # API Gateway's integration timeout for a REST API method that sets no TimeoutInMillis.
     integration_timeout_s: float = 29.0
     rng: random.Random = field(default_factory=random.Random, compare=False, repr=False)

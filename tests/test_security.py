@@ -7,7 +7,9 @@ the one a reviewer asks of the whole: who can send a message to each queue?
 
 from __future__ import annotations
 
+import http.client
 import ipaddress
+import json
 import os
 from fnmatch import fnmatch
 from pathlib import Path
@@ -184,3 +186,88 @@ def test_each_queue_takes_messages_from_its_own_function_or_rule_only(
     roles = [sender for queue_senders in actual.values() for sender in queue_senders
              if sender[0] == "role"]
     assert len(roles) == len(set(roles)) == 4, "each function's role sends to one queue"
+
+
+# -- Host and Origin: the sandbox answers only this machine's own pages and tools -----------
+
+
+@pytest.fixture(scope="module")
+def guarded(assembly: Path, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    with SandboxProcess(assembly, tmp_path_factory.mktemp("guarded"),
+                        extra_args=("--allow-host", "dev.box")) as sandbox:
+        yield sandbox
+
+
+def request(sandbox: SandboxProcess, method: str, path: str, headers: dict[str, str],
+            body: bytes = b"") -> tuple[int, dict[str, str], bytes]:
+    """A raw request to the sandbox's port, with whatever Host and Origin a page could send."""
+    connection = http.client.HTTPConnection("127.0.0.1", sandbox.port, timeout=60)
+    try:
+        connection.request(method, path, body, headers)
+        answer = connection.getresponse()
+        return answer.status, {k.lower(): v for k, v in answer.getheaders()}, answer.read()
+    finally:
+        connection.close()
+
+
+PUT_EVENTS = {"X-Amz-Target": "AWSEvents.ListEventBuses",
+              "Content-Type": "application/x-amz-json-1.1"}
+
+
+def test_a_foreign_host_is_refused_on_the_rest_api_the_endpoint_and_the_console(
+        guarded: SandboxProcess) -> None:
+    before = len(Orders(guarded).dynamodb.scan(TableName=Orders(guarded).table)["Items"])
+    for method, path, headers in (("GET", "/prod/order", {}),
+                                  ("POST", "/", PUT_EVENTS),
+                                  ("GET", "/console/api/overview", {})):
+        status, answer_headers, body = request(
+            guarded, method, path, {"Host": f"evil.test:{guarded.port}", **headers}, b"{}")
+        assert status == 403, path
+        assert "--allow-host evil.test" in json.loads(body)["message"]
+        assert "access-control-allow-origin" not in answer_headers
+    after = len(Orders(guarded).dynamodb.scan(TableName=Orders(guarded).table)["Items"])
+    assert after == before, "the refused request created no order"
+    refusals = [line for line in guarded.lines if "refused a request for host evil.test" in line]
+    assert len(refusals) == 1, "each refused host is logged once"
+
+
+def test_this_machines_names_and_an_allowed_host_are_answered(guarded: SandboxProcess) -> None:
+    for host in ("localhost", f"localhost:{guarded.port}", "127.0.0.1",
+                 f"127.0.0.1:{guarded.port}", "[::1]", f"[::1]:{guarded.port}",
+                 f"dev.box:{guarded.port}"):
+        status, _, body = request(guarded, "GET", "/prod/order", {"Host": host})
+        assert status == 200, (host, body)
+    assert create_order(guarded)
+    assert guarded.client("events").list_event_buses()["EventBuses"], "boto3 keeps working"
+
+
+def test_a_foreign_origin_is_refused_on_the_sandboxs_own_apis(guarded: SandboxProcess) -> None:
+    evil = {"Origin": "http://evil.test"}
+    publish = {"Content-Type": "application/x-www-form-urlencoded", **evil}
+    for method, path, headers, body in (
+            ("POST", "/", {**PUT_EVENTS, **evil}, b"{}"),
+            ("POST", "/", publish, b"Action=ListTopics&Version=2010-03-31"),  # a simple request
+            ("GET", "/console/api/overview", evil, b""),
+            ("POST", "/sandbox/schedules/any/fire", evil, b"")):
+        status, answer_headers, _ = request(guarded, method, path, headers, body)
+        assert status == 403, path
+        assert "access-control-allow-origin" not in answer_headers
+    assert any("refused a request from origin http://evil.test" in line
+               for line in guarded.lines)
+    # This machine's own pages keep working.
+    status, _, _ = request(guarded, "GET", "/console/api/overview",
+                           {"Origin": f"http://127.0.0.1:{guarded.port}"})
+    assert status == 200
+
+
+def test_a_cors_preflight_from_a_foreign_origin_gets_no_grant(guarded: SandboxProcess) -> None:
+    status, headers, _ = request(guarded, "OPTIONS", "/", {
+        "Origin": "http://evil.test", "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "x-amz-target,content-type", **PUT_EVENTS})
+    assert status == 403
+    assert not [name for name in headers if name.startswith("access-control-")]
+
+
+def test_the_apps_rest_api_answers_any_origin_as_on_aws(guarded: SandboxProcess) -> None:
+    status, _, body = request(guarded, "GET", "/prod/order", {"Origin": "http://evil.test"})
+    assert status == 200, body
