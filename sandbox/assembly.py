@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sandbox.assembly_schema import SCHEMAS, SchemaError, checked
+
 ACCOUNT = "000000000000"
 DEFAULT_REGION = "us-east-1"
 PARTITION = "aws"
@@ -131,6 +133,23 @@ class Stack:
         """
         resolved = self._resolve(value, where or "template")
         return None if resolved is _NO_VALUE else resolved
+
+    def properties(self, logical_id: str) -> dict[str, Any]:
+        """A resource's properties as its service receives them: intrinsics resolved, then
+        checked against its type's schema (`assembly_schema`) as CloudFormation checks them
+        before it creates anything, so a reader gets the types it expects."""
+        where = f"Resources.{logical_id}.Properties"
+        resource = self._resource(logical_id, where)
+        resolved = self._resolve(resource.properties, where)
+        if resource.type not in SCHEMAS:
+            return resolved
+        try:
+            return checked(resolved, SCHEMAS[resource.type])
+        except SchemaError as error:
+            path = "".join(_step(step) for step in error.path)
+            raise self._error(f"{where}{path}", "Properties validation failed for resource "
+                                                f"{logical_id} with message: {error.message}"
+                              ) from None
 
     def code_path(self, function_logical_id: str) -> Path:
         """The folder holding a function's code: the asset its `Code.S3Key` names."""
@@ -484,6 +503,13 @@ class Stack:
                 values = [self._evaluate(inner, where) for inner in argument]
                 return all(values) if name == "Fn::And" else any(values)
         raise self._error(where, f"not a condition the sandbox can evaluate: {expression!r}")
+
+
+def _step(step: str | int) -> str:
+    """One step of a property path: .Name, [0], or ["a key with spaces"]."""
+    if isinstance(step, int):
+        return f"[{step}]"
+    return f".{step}" if re.fullmatch(r"[^\s\[\]\"]+", step) else f"[{json.dumps(step)}]"
 
 
 def _mapping(template: dict, section: str, template_file: Path) -> dict:

@@ -184,8 +184,8 @@ class Sandbox:
         self._stops.append(self.state.close)
         self.dynamodb = DynamoDBLocal(PROJECT_DIR, self.state_dir / "dynamodb")
         tables = [
-            table_request(s.resolve(t.properties, f"Resources.{t.logical_id}.Properties"),
-                          s.ref(t.logical_id))
+            table_request(s.properties(t.logical_id), s.ref(t.logical_id),
+                          f"{s.template_file}: Resources.{t.logical_id}.Properties")
             for s in stacks for t in s.of_type("AWS::DynamoDB::Table")
         ]
 

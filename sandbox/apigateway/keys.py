@@ -91,7 +91,7 @@ class UsagePlans:
         plan_ids = {plan.plan_id for plan in plans}
         for stack, resource in pending:
             where = f"{stack.template_file}: Resources.{resource.logical_id}.Properties"
-            props = stack.resolve(resource.properties, where)
+            props = stack.properties(resource.logical_id)
             if props.get("KeyId") not in key_ids:
                 raise AssemblyError(f"{where}.KeyId: {props.get('KeyId')!r} is not an "
                                     "AWS::ApiGateway::ApiKey of this app")
@@ -128,8 +128,7 @@ class UsagePlans:
 
 
 def _api_key(stack: Stack, resource: Any) -> ApiKey:
-    where = f"Resources.{resource.logical_id}.Properties"
-    props = stack.resolve(resource.properties, where)
+    props = stack.properties(resource.logical_id)
     value = props.get("Value")
     return ApiKey(stack.ref(resource.logical_id), str(props.get("Name", resource.logical_id)),
                   str(value) if value else generated_value(stack, resource.logical_id),
@@ -138,7 +137,7 @@ def _api_key(stack: Stack, resource: Any) -> ApiKey:
 
 def _plan(stack: Stack, resource: Any, stages: set[tuple[str, str]]) -> UsagePlan:
     where = f"{stack.template_file}: Resources.{resource.logical_id}.Properties"
-    props = stack.resolve(resource.properties, f"Resources.{resource.logical_id}.Properties")
+    props = stack.properties(resource.logical_id)
     named = set()
     for i, api_stage in enumerate(props.get("ApiStages") or []):
         pair = (str(api_stage.get("ApiId")), str(api_stage.get("Stage")))

@@ -22,6 +22,8 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
+from sandbox.assembly import AssemblyError
+
 PR_SET_PDEATHSIG = 1
 # A DynamoDB Local that died unasked is started again after this pause (so one that cannot
 # start at all retries once a second rather than in a tight loop).
@@ -187,17 +189,20 @@ class DynamoDBLocal:
             process.wait()
 
 
-def table_request(properties: dict[str, Any], table_name: str) -> dict[str, Any]:
-    """CreateTable arguments from a resolved `AWS::DynamoDB::Table`'s properties.
+def table_request(properties: dict[str, Any], table_name: str,
+                  where: str = "table") -> dict[str, Any]:
+    """CreateTable arguments from a resolved `AWS::DynamoDB::Table`'s properties, or an
+    `AssemblyError` at `where` ("<template>: Resources.<id>.Properties") as CreateTable refuses.
 
     CloudFormation's property names are CreateTable's, minus what DynamoDB Local ignores or
-    manages elsewhere (TTL, PITR). A `StreamSpecification` (CloudFormation gives only its
-    `StreamViewType`) turns the table's stream on: Lambda's stream pollers read it.
+    manages elsewhere (TTL, PITR, contributor insights). A `StreamSpecification`
+    (CloudFormation gives only its `StreamViewType`) turns the table's stream on: Lambda's
+    stream pollers read it.
     """
     request: dict[str, Any] = {
         "TableName": table_name,
         "KeySchema": properties["KeySchema"],
-        "AttributeDefinitions": properties["AttributeDefinitions"],
+        "AttributeDefinitions": properties.get("AttributeDefinitions", []),
         "BillingMode": properties.get("BillingMode", "PROVISIONED"),
     }
     if request["BillingMode"] == "PROVISIONED":
@@ -206,11 +211,45 @@ def table_request(properties: dict[str, Any], table_name: str) -> dict[str, Any]
         )
     for key in ("GlobalSecondaryIndexes", "LocalSecondaryIndexes"):
         if key in properties:
-            request[key] = properties[key]
-    view_type = (properties.get("StreamSpecification") or {}).get("StreamViewType")
+            request[key] = [{name: index[name] for name in _INDEX_KEYS if name in index}
+                            for index in properties[key]]
+    view_type = properties.get("StreamSpecification", {}).get("StreamViewType")
     if view_type:
         request["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": view_type}
+    _check(request, where)
     return request
+
+
+_INDEX_KEYS = ("IndexName", "KeySchema", "Projection", "ProvisionedThroughput")
+_ENUMS = {"BillingMode": ("PROVISIONED", "PAY_PER_REQUEST"),
+          "StreamSpecification.StreamViewType": ("NEW_IMAGE", "OLD_IMAGE", "NEW_AND_OLD_IMAGES",
+                                                 "KEYS_ONLY")}
+
+
+def _check(request: dict[str, Any], where: str) -> None:
+    """What CreateTable refuses before it creates anything, in DynamoDB's words."""
+    given = {"BillingMode": request["BillingMode"],
+             "StreamSpecification.StreamViewType": request.get(
+                 "StreamSpecification", {}).get("StreamViewType")}
+    for name, allowed in _ENUMS.items():
+        if given[name] is not None and given[name] not in allowed:
+            member = name.split(".")[-1]
+            raise AssemblyError(
+                f"{where}.{name}: 1 validation error detected: Value '{given[name]}' at "
+                f"'{member[0].lower()}{member[1:]}' failed to satisfy constraint: Member must "
+                f"satisfy enum value set: [{', '.join(allowed)}]")
+    schemas = [request["KeySchema"]] + [index["KeySchema"] for key in (
+        "GlobalSecondaryIndexes", "LocalSecondaryIndexes") for index in request.get(key, [])]
+    if not all(1 <= len(schema) <= 2 for schema in schemas):
+        raise AssemblyError(f"{where}.KeySchema: One or more parameter values were invalid: a "
+                            "key schema has a partition key and at most one sort key")
+    defined = [d["AttributeName"] for d in request["AttributeDefinitions"]]
+    keys = sorted({key["AttributeName"] for schema in schemas for key in schema})
+    if any(key not in defined for key in keys):
+        raise AssemblyError(
+            f"{where}.AttributeDefinitions: One or more parameter values were invalid: Some "
+            f"index key attributes are not defined in AttributeDefinitions. Keys: "
+            f"[{', '.join(keys)}], AttributeDefinitions: [{', '.join(defined)}]")
 
 
 def ensure_tables(endpoint_url: str, requests: list[dict[str, Any]]) -> list[str]:

@@ -113,7 +113,7 @@ def bus_arn(region: str, name: str) -> str:
 def read_rules(stack: Stack) -> list[Rule]:
     rules = []
     for resource in stack.of_type(RULE):
-        props = stack.resolve(resource.properties, f"Resources.{resource.logical_id}.Properties")
+        props = stack.properties(resource.logical_id)
         pattern = props.get("EventPattern")
         pattern_text = None if pattern is None else (
             pattern if isinstance(pattern, str) else json.dumps(pattern))
@@ -216,6 +216,7 @@ class EventBus:
         self.rules: dict[str, list[Rule]] = {DEFAULT_BUS: []}
         for stack in stacks:
             for bus in stack.of_type(BUS):
+                stack.properties(bus.logical_id)  # checked as CloudFormation checks it
                 name = stack.ref(bus.logical_id)
                 self.buses[name] = stack.get_att(bus.logical_id, "Arn")
                 self.rules.setdefault(name, [])

@@ -146,8 +146,7 @@ class EventBridgeScheduler:
         self.schedules: dict[str, Schedule] = {}
         for stack in stacks:
             for resource in stack.of_type(SCHEDULE):
-                where = f"Resources.{resource.logical_id}.Properties"
-                props = stack.resolve(resource.properties, where)
+                props = stack.properties(resource.logical_id)
                 schedule = read_schedule(stack, resource.logical_id, props, anchor)
                 self.schedules[schedule.name] = schedule
 

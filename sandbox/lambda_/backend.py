@@ -32,7 +32,7 @@ from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any
 
-from sandbox.assembly import Stack
+from sandbox.assembly import AssemblyError, Stack
 from sandbox.core.delivery import LAMBDA_ASYNC, Failure, RetryPolicy
 from sandbox.core.history import DeadLetter, DestinationTaken, Record
 from sandbox.core.jobs import Abandoned
@@ -108,30 +108,42 @@ def function_configs(stack: Stack) -> tuple[dict[str, FunctionConfig], list[str]
     runnable: dict[str, FunctionConfig] = {}
     skipped: list[str] = []
     for resource in stack.of_type(FUNCTION):
-        props = stack.resolve(resource.properties, f"Resources.{resource.logical_id}.Properties")
+        props = stack.properties(resource.logical_id)
         runtime = props.get("Runtime", "")
         if not runtime.startswith("python"):
             skipped.append(f"{resource.logical_id} (runtime {runtime or 'none'})")
             continue
+        if "Handler" not in props:  # required with a runtime, for code in a .zip archive
+            raise AssemblyError(f"{stack.template_file}: Resources.{resource.logical_id}."
+                                "Properties.Handler: a function whose code is a .zip file "
+                                "archive needs a Handler (and a Runtime)")
         runnable[resource.logical_id] = FunctionConfig(
             name=stack.ref(resource.logical_id),
             arn=stack.get_att(resource.logical_id, "Arn"),
             code_dir=stack.code_path(resource.logical_id),
             handler=props["Handler"],
             runtime=runtime,
-            timeout_s=float(props.get("Timeout", 3)),
-            memory_mb=int(props.get("MemorySize", 128)),
-            environment={
-                k: str(v) for k, v in props.get("Environment", {}).get("Variables", {}).items()
-            },
+            timeout_s=float(_within(stack, resource.logical_id, props, "Timeout", 3, 1, 900)),
+            memory_mb=_within(stack, resource.logical_id, props, "MemorySize", 128, 128, 10_240),
+            environment=props.get("Environment", {}).get("Variables", {}),
             dead_letter_arn=props.get("DeadLetterConfig", {}).get("TargetArn"),
-            reserved_concurrency=_optional_int(props.get("ReservedConcurrentExecutions")),
+            reserved_concurrency=_within(stack, resource.logical_id, props,
+                                         "ReservedConcurrentExecutions", None, 0, None),
         )
     return runnable, skipped
 
 
-def _optional_int(value: object) -> int | None:
-    return None if value is None else int(str(value))
+def _within(stack: Stack, logical_id: str, props: dict[str, Any], name: str, default: Any,
+            low: int, high: int | None) -> Any:
+    """A number property in the range CreateFunction accepts, refused in Lambda's words."""
+    value = props.get(name, default)
+    if value is None or (low <= value and (high is None or value <= high)):
+        return value
+    said, bound = ("greater", low) if value < low else ("less", high)
+    raise AssemblyError(
+        f"{stack.template_file}: Resources.{logical_id}.Properties.{name}: 1 validation error "
+        f"detected: Value '{value}' at '{name[0].lower()}{name[1:]}' failed to satisfy "
+        f"constraint: Member must have value {said} than or equal to {bound}")
 
 
 def display_name(stack: Stack, logical_id: str) -> str:
@@ -169,8 +181,7 @@ class LambdaService:
                 self.async_configs[config.name] = AsyncConfig(dead_letter=config.dead_letter_arn)
                 targets.register(config.arn, _FunctionSink(self, config.arn))
             for resource in stack.of_type(EVENT_INVOKE_CONFIG):
-                props = stack.resolve(resource.properties,
-                                      f"Resources.{resource.logical_id}.Properties")
+                props = stack.properties(resource.logical_id)
                 name = self._name(props["FunctionName"])
                 dead_letter = self.configs[name].dead_letter_arn if name in self.configs else None
                 self.async_configs[name] = AsyncConfig(props, dead_letter)

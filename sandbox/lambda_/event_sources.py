@@ -57,8 +57,8 @@ class EventSources:
         self._tables = {
             stack.get_att(t.logical_id, "StreamArn"): (
                 stack.ref(t.logical_id),
-                (stack.resolve(t.properties, f"Resources.{t.logical_id}.Properties")
-                 .get("StreamSpecification") or {}).get("StreamViewType"))
+                stack.properties(t.logical_id).get("StreamSpecification", {})
+                .get("StreamViewType"))
             for stack in stacks for t in stack.of_type(TABLE)}
         for stack in stacks:
             for resource in stack.of_type(MAPPING):
@@ -67,7 +67,7 @@ class EventSources:
     def _read(self, stack: Stack, logical_id: str,
               queue_settings: dict[str, tuple[bool, int]]) -> None:
         where = f"{stack.template_file}: Resources.{logical_id}.Properties"
-        props: dict[str, Any] = stack.resolve(stack.resources[logical_id].properties, where)
+        props = stack.properties(logical_id)
         source = str(props.get("EventSourceArn") or "")
         try:
             config = self.lambda_.config(str(props.get("FunctionName", "")))

@@ -31,6 +31,7 @@ Publishing, from the SNS API reference ("Publish", "PublishBatch") and developer
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
@@ -165,8 +166,7 @@ class Topics:
         for stack in stacks:
             for resource in stack.of_type(TOPIC):
                 arn = stack.ref(resource.logical_id)
-                props = stack.resolve(resource.properties,
-                                      f"Resources.{resource.logical_id}.Properties")
+                props = stack.properties(resource.logical_id)
                 self.topics[arn] = Topic(arn, _true(props.get("FifoTopic")),
                                          _true(props.get("ContentBasedDeduplication")),
                                          str(props.get("DisplayName", "")))
@@ -175,8 +175,7 @@ class Topics:
                                     inline, subscription_arn(arn, stack, f"{arn}/{i}"))
         for stack in stacks:
             for resource in stack.of_type(SUBSCRIPTION):
-                props = stack.resolve(resource.properties,
-                                      f"Resources.{resource.logical_id}.Properties")
+                props = stack.properties(resource.logical_id)
                 topic_arn = props.get("TopicArn", "")
                 self._subscribe(stack, resource.logical_id, "", topic_arn, props,
                                 subscription_arn(topic_arn, stack, resource.logical_id))
@@ -221,7 +220,11 @@ class Topics:
             return
         redrive = props.get("RedrivePolicy") or {}
         if isinstance(redrive, str):
-            redrive = json.loads(redrive)
+            with contextlib.suppress(ValueError):
+                redrive = json.loads(redrive)
+        if not isinstance(redrive, dict):
+            raise error("RedrivePolicy", "Invalid parameter: RedrivePolicy Reason: not a JSON "
+                                         "object")
         topic.subscriptions.append(Subscription(arn, topic_arn, protocol, endpoint, raw,
                                                 redrive.get("deadLetterTargetArn"),
                                                 filter_policy or None))

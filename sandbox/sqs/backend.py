@@ -26,7 +26,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sandbox.assembly import Stack
+from sandbox.assembly import AssemblyError, Stack
 from sandbox.core.delivery import Failure
 from sandbox.core.state import Message, State, Writes
 from sandbox.core.targets import Parcel, Targets
@@ -94,11 +94,7 @@ class Queue:
 
     @classmethod
     def of(cls, stack: Stack, logical_id: str) -> Queue:
-        props = stack.resolve(stack.resources[logical_id].properties,
-                              f"Resources.{logical_id}.Properties") or {}
-        redrive = props.get("RedrivePolicy")
-        if isinstance(redrive, str):
-            redrive = json.loads(redrive)
+        props = stack.properties(logical_id)
         return cls(
             arn=stack.get_att(logical_id, "Arn"),
             name=stack.get_att(logical_id, "QueueName"),
@@ -110,11 +106,34 @@ class Queue:
             max_size=int(props.get("MaximumMessageSize", 1_048_576)),
             wait_s=int(props.get("ReceiveMessageWaitTimeSeconds", 0)),
             content_dedup=str(props.get("ContentBasedDeduplication", "false")).lower() == "true",
-            redrive=Redrive(redrive["deadLetterTargetArn"], int(redrive["maxReceiveCount"]))
-            if redrive else None,
+            redrive=_redrive(stack, logical_id, props.get("RedrivePolicy")),
             created=time.time(),
             template=props,
         )
+
+
+def _redrive(stack: Stack, logical_id: str, policy: Any) -> Redrive | None:
+    """A RedrivePolicy (an object, or its JSON text), refused as SetQueueAttributes refuses
+    it."""
+    def invalid(reason: str) -> AssemblyError:
+        return AssemblyError(f"{stack.template_file}: Resources.{logical_id}.Properties."
+                             f"RedrivePolicy: InvalidParameterValue: Value {policy} for "
+                             f"parameter RedrivePolicy is invalid. Reason: {reason}")
+
+    if not policy:
+        return None
+    if isinstance(policy, str):
+        with contextlib.suppress(ValueError):
+            policy = json.loads(policy)
+    if not isinstance(policy, dict):
+        raise invalid("Redrive policy is not a valid JSON map.")
+    if not isinstance(policy.get("deadLetterTargetArn"), str):
+        raise invalid("Dead-letter target ARN is missing.")
+    count = str(policy.get("maxReceiveCount"))
+    if not count.isdigit() or not 1 <= int(count) <= 1000:
+        raise invalid(f"Invalid value for maxReceiveCount: {count}, valid values are from 1 "
+                      "to 1000 both inclusive.")
+    return Redrive(policy["deadLetterTargetArn"], int(count))
 
 
 class Queues:
