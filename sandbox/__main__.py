@@ -14,7 +14,8 @@ from pathlib import Path
 
 from sandbox import trace as tracing
 from sandbox.assembly import AssemblyError
-from sandbox.core.state import State
+from sandbox.core.lock import StateLocked
+from sandbox.core.state import State, StateError
 from sandbox.dynamodb.local import DynamoDBLocalError
 from sandbox.events.scheduler import ROUTE as SCHEDULES_ROUTE
 from sandbox.journey import failure_reason, text_list, text_timeline
@@ -107,8 +108,8 @@ def up(args: argparse.Namespace) -> int:
     # SIGTERM stops as Ctrl-C does, so `kill <pid>` leaves nothing behind either.
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())
     signal.signal(signal.SIGINT, lambda *_: stopped.set())
+    sandbox.start()  # a sandbox that cannot start has stopped what it started: one line says why
     try:
-        sandbox.start()
         print(f"sandbox: ready on {sandbox.url} (Ctrl-C to stop)", flush=True)
         stopped.wait()
     finally:
@@ -122,7 +123,7 @@ def dlq(args: argparse.Namespace) -> int:
     if not path.exists():
         print(f"no sandbox state at {args.state}", file=sys.stderr)
         return 1
-    for message in State(path).messages():
+    for message in State(path, read_only=True).messages():
         try:
             body = json.loads(message.body)
         except ValueError:
@@ -193,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return {"up": up, "dlq": dlq, "trace": trace, "orders": orders,
                 "fire": fire}[args.command](args)
-    except (AssemblyError, DynamoDBLocalError, OSError) as error:
+    except (AssemblyError, DynamoDBLocalError, StateError, StateLocked, OSError) as error:
         print(f"sandbox: {error}", file=sys.stderr)
         return 2
 

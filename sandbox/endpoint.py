@@ -11,6 +11,7 @@ prefix; anything else is a request to a REST API (`/prod/order`).
 
 from __future__ import annotations
 
+import errno
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -26,6 +27,10 @@ from sandbox.events import wire as events_wire
 from sandbox.events.backend import EventBus
 from sandbox.sqs import wire as sqs_wire
 from sandbox.sqs.backend import Queues
+
+
+class PortInUse(OSError):
+    """Something else listens on the port: the message names it and `--port`."""
 
 
 class Endpoint:
@@ -48,7 +53,13 @@ class Endpoint:
         self.query_services = query_services or []
         self.guard = guard or Guard()
         handler = type("Handler", (_Handler,), {"endpoint": self})
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), handler)
+        try:
+            self.server = ThreadingHTTPServer(("127.0.0.1", port), handler)
+        except OSError as error:
+            if error.errno != errno.EADDRINUSE:
+                raise
+            raise PortInUse(f"port {port} on 127.0.0.1 is in use (another sandbox, or another "
+                            "program): stop it, or choose another port with --port") from None
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
         self._thread = threading.Thread(target=self.server.serve_forever, name="endpoint",

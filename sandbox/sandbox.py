@@ -5,7 +5,6 @@ schedules."""
 
 from __future__ import annotations
 
-import shutil
 import sys
 import threading
 from collections import Counter
@@ -23,6 +22,7 @@ from sandbox.console.api import Console
 from sandbox.core.delivery import Deliveries
 from sandbox.core.guard import Guard
 from sandbox.core.jobs import JobRunner
+from sandbox.core.lock import StateLock
 from sandbox.core.state import State
 from sandbox.core.targets import Targets
 from sandbox.core.wire import Response
@@ -140,10 +140,14 @@ class Sandbox:
     def start(self) -> None:
         """Read first, start after: a template the sandbox cannot read starts nothing."""
         stacks = read_assembly(self.assembly_dir, self.url)
-        if self.reset and self.state_dir.exists():
-            shutil.rmtree(self.state_dir)
-        self.state_dir.mkdir(parents=True, exist_ok=True)
+        # One sandbox per state folder, and --reset only under the lock: never a folder
+        # emptied under a running sandbox.
+        self.lock = StateLock(self.state_dir)
+        self.lock.acquire(self.url)
+        self._stops.append(self.lock.release)
         try:
+            if self.reset:
+                self.lock.empty_folder()
             self._start(stacks)
         except BaseException:
             self.stop()
@@ -161,6 +165,7 @@ class Sandbox:
                                  [SnsWire(self.topics, self.state, self.runner.wake)],
                                  Guard(self.settings.allowed_hosts, self._say))
         self.port = self.endpoint.port
+        self.lock.announce(self.url)
         self._stops.append(self.endpoint.stop)
 
         self._stops.append(self.dynamodb.stop)

@@ -29,7 +29,8 @@ MISSING_TOKEN = gateway_error(403, "MissingAuthenticationTokenException",
 FORBIDDEN = gateway_error(403, "ForbiddenException", "Forbidden")
 LIMIT_EXCEEDED = gateway_error(429, "LimitExceededException", "Limit Exceeded")
 # An integration API Gateway cannot run as configured (no mock response matches, a stage
-# variable naming no function) or Lambda refused to run (throttled, payload over 6 MB)
+# variable naming no function), Lambda refused to run (throttled, payload over 6 MB), or the
+# sandbox's disk is full
 CONFIGURATION_ERROR: Response = (
     500, [("Content-Type", "application/json"),
           ("x-amzn-ErrorType", "InternalServerErrorException")],

@@ -50,6 +50,7 @@ from sandbox.apigateway.rest_api import (
 )
 from sandbox.assembly import ACCOUNT
 from sandbox.core.history import AuthorizerRan
+from sandbox.core.state import StorageFull
 from sandbox.core.wire import Response
 from sandbox.lambda_.backend import FunctionNotFound, InvokeRefused, LambdaService
 from sandbox.lambda_.records import error_of
@@ -89,7 +90,10 @@ class ApiGateway:
             event = proxy_event(api, api_method, path_params, method, path,
                                 parse_qsl(url.query, keep_blank_values=True),
                                 headers, body, request_id, client_ip, datetime.now(UTC))
-            status, answer_headers, data = self.serve(api, api_method, event, received)
+            try:
+                status, answer_headers, data = self.serve(api, api_method, event, received)
+            except StorageFull:
+                status, answer_headers, data = answers.CONFIGURATION_ERROR
             return status, answer_headers + ids, data
         status, message = MISSING_AUTH_TOKEN
         return status, [("Content-Type", "application/json"),

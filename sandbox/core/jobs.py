@@ -3,6 +3,8 @@ asynchronous invocations.
 
 A job is removed only by its handler, in the same transaction that records its outcome, so a
 sandbox killed mid-job runs it again at the next start: delivery is at least once, as on AWS.
+On a full disk no job can record its end (`StorageFull`): the job stays as it was and every job
+waits `STORAGE_FULL_PAUSE_S` before the runner tries again, until space returns.
 """
 
 from __future__ import annotations
@@ -13,11 +15,12 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
-from sandbox.core.state import Job, State
+from sandbox.core.state import Job, State, StorageFull
 
 log = logging.getLogger(__name__)
 
 UNEXPECTED_ERROR_DELAY_S = 1.0
+STORAGE_FULL_PAUSE_S = 5.0  # each try runs the job again (at least once): not in a tight loop
 
 
 class Abandoned(Exception):
@@ -34,6 +37,7 @@ class JobRunner:
         self._in_flight: set[int] = set()
         self._wake = threading.Condition()
         self._running = False
+        self._paused_until = 0.0  # time.monotonic() before which no job runs (a full disk)
         self._pool = ThreadPoolExecutor(max_workers=max_in_flight, thread_name_prefix="job")
         self._thread = threading.Thread(target=self._loop, name="jobs", daemon=True)
 
@@ -58,6 +62,10 @@ class JobRunner:
             with self._wake:
                 if not self._running:
                     return
+                paused = self._paused_until - time.monotonic()
+                if paused > 0:
+                    self._wake.wait(paused)
+                    continue
                 free = self.max_in_flight - len(self._in_flight)
                 jobs = self.state.due_jobs(time.time(), self._in_flight, free) if free else []
                 self._in_flight.update(job.id for job in jobs)
@@ -76,6 +84,8 @@ class JobRunner:
             self.handlers[job.kind](job)
         except Abandoned:
             pass
+        except StorageFull as full:
+            self._pause(full)
         except Exception:
             log.exception("job %s (%s for %s) failed unexpectedly", job.id, job.kind, job.target)
             self.state.retry(job, time.time() + UNEXPECTED_ERROR_DELAY_S)
@@ -83,3 +93,10 @@ class JobRunner:
             with self._wake:
                 self._in_flight.discard(job.id)
                 self._wake.notify()
+
+    def _pause(self, full: StorageFull) -> None:
+        with self._wake:
+            if self._paused_until < time.monotonic():  # said once per pause, not once per job
+                log.warning("%s: jobs wait until space returns, trying every %.0f s", full,
+                            STORAGE_FULL_PAUSE_S)
+            self._paused_until = time.monotonic() + STORAGE_FULL_PAUSE_S

@@ -21,6 +21,7 @@ import xml.etree.ElementTree as ET
 from typing import Any, Protocol
 from urllib.parse import parse_qsl
 
+from sandbox.core.state import StorageFull
 from sandbox.core.wire import Response
 
 CONTENT_TYPE = "text/xml"
@@ -54,7 +55,10 @@ def dispatch(services: list[QueryService], params: dict[str, str]) -> Response:
     action = params["Action"]
     for service in services:
         if service.owns(action):
-            return service.handle(action, params)
+            try:
+                return service.handle(action, params)
+            except StorageFull as full:  # the common error of every AWS API
+                return error(500, "InternalFailure", str(full))
     return error(400, "InvalidAction", f"The action {action} is not valid for this web service.")
 
 

@@ -11,10 +11,19 @@ keeps a history of what happened (events put, invocations), which is what the co
 
 Write-ahead log with `synchronous=NORMAL`: each commit survives the process being killed
 (not a power cut), at a few microseconds a commit.
+
+The file says what it is: `PRAGMA application_id` marks a sandbox's state and `PRAGMA
+user_version` its schema version, checked at every start. A file from an earlier sandbox is
+upgraded in place (`UPGRADES`); one that is not a database, is damaged (a disk that filled, a
+copy cut short: `PRAGMA quick_check`), belongs to another program or comes from a newer
+sandbox is refused with `StateError`, one line naming the file and the way out. A full disk
+while running fails the one transaction with `StorageFull`, leaving everything committed
+before as it was; each API answers it with its AWS error, and jobs wait for space.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import threading
@@ -82,6 +91,72 @@ ADDED_COLUMNS = {"messages": {
     "visible": "REAL NOT NULL DEFAULT 0", "receives": "INTEGER NOT NULL DEFAULT 0",
     "first_receive": "REAL", "receipt": "TEXT", "system": "TEXT",
 }}
+SANDBOX_STATE = 0x53424F58  # PRAGMA application_id of a sandbox's state: "SBOX"
+WAY_OUT = ("start afresh with --reset (it empties the state folder), or move {folder} aside to "
+           "keep it")
+
+
+class StateError(Exception):
+    """The state database cannot be used; the message names the file and the way out."""
+
+    def __init__(self, path: Path, why: str) -> None:
+        super().__init__(f"{path}: {why}; {WAY_OUT.format(folder=path.parent)}")
+
+
+class StorageFull(Exception):
+    """The disk under the state is full: this transaction wrote nothing, the ones before stand.
+    Each API answers it with its AWS error; the job runner keeps the job for later."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(f"no space left on the disk of {path}")
+
+
+def _add_message_columns(db: sqlite3.Connection) -> None:
+    """Version 0 -> 1: a state from before versions lacks the SQS columns added since."""
+    for table, columns in ADDED_COLUMNS.items():
+        have = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+        for name, kind in columns.items():
+            if name not in have:
+                db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
+
+
+# UPGRADES[n] brings a version-n state to version n + 1. A new table needs no step (SCHEMA
+# creates what is missing); a changed one does: append a step, and the version follows.
+UPGRADES: tuple[Callable[[sqlite3.Connection], None], ...] = (_add_message_columns,)
+SCHEMA_VERSION = len(UPGRADES)
+
+
+def _sound(db: sqlite3.Connection, path: Path) -> None:
+    problems = [row[0] for row in db.execute("PRAGMA quick_check(1)")]
+    if problems != ["ok"]:
+        raise StateError(path, f"the database is damaged ({' '.join(problems[0].split())})")
+
+
+def check_database(path: Path) -> None:
+    """`StateError` unless `path`, where it exists, is a sound SQLite database: DynamoDB Local
+    keeps its data in one, and a damaged one fails its every call instead of saying so."""
+    if not path.exists():
+        return
+    try:
+        with contextlib.closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro",
+                                                uri=True)) as db:
+            _sound(db, path)
+    except sqlite3.DatabaseError as error:
+        raise StateError(path, f"the database cannot be read ({error})") from None
+
+
+def _version(db: sqlite3.Connection, path: Path) -> int:
+    """The schema version of a sound sandbox state; `StateError` for anything else."""
+    _sound(db, path)
+    owner = db.execute("PRAGMA application_id").fetchone()[0]
+    version = db.execute("PRAGMA user_version").fetchone()[0]
+    tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    if owner not in (0, SANDBOX_STATE) or (owner == 0 and tables and "jobs" not in tables):
+        raise StateError(path, "this database is not a sandbox's state")
+    if version > SCHEMA_VERSION:
+        raise StateError(path, f"this state comes from a newer sandbox (schema version "
+                               f"{version}; this one reads up to {SCHEMA_VERSION})")
+    return version
 
 
 @dataclass(frozen=True)
@@ -186,27 +261,47 @@ class State:
     """One connection shared by every thread behind a lock: SQLite serialises writers anyway,
     and one connection keeps each commit cheap."""
 
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(SCHEMA)
-        for table, columns in ADDED_COLUMNS.items():
-            have = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
-            for name, kind in columns.items():
-                if name not in have:
-                    self._db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
+    def __init__(self, path: Path, read_only: bool = False) -> None:
+        """Open the state, checked and upgraded (`StateError` when it cannot be used); with
+        `read_only` (`sandbox dlq` beside a running sandbox) nothing is created or upgraded."""
+        self.path = path
+        try:
+            self._db = self._read_only(path) if read_only else self._open(path)
+        except sqlite3.DatabaseError as error:  # "file is not a database", "disk I/O error"...
+            raise StateError(path, f"the database cannot be read ({error})") from None
         self._lock = threading.Lock()
         # Called with the queue ARNs after a commit stored messages in them (long polls wait).
         self.on_messages: list[Callable[[set[str]], None]] = []
+
+    @staticmethod
+    def _open(path: Path) -> sqlite3.Connection:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        version = _version(db, path)
+        db.executescript(SCHEMA)
+        for upgrade in UPGRADES[version:]:
+            upgrade(db)
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        db.execute(f"PRAGMA application_id = {SANDBOX_STATE}")
+        return db
+
+    @staticmethod
+    def _read_only(path: Path) -> sqlite3.Connection:
+        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True,
+                             isolation_level=None, check_same_thread=False)
+        if _version(db, path) < SCHEMA_VERSION:
+            raise StateError(path, "this state comes from an earlier sandbox; `sandbox up` "
+                                   "upgrades it, reading it does not")
+        return db
 
     def close(self) -> None:
         with self._lock:
             self._db.close()
 
     def _transaction(self) -> _Transaction:
-        return _Transaction(self._db, self._lock)
+        return _Transaction(self._db, self._lock, self.path)
 
     # Jobs: the asynchronous work both EventBridge and Lambda have accepted.
 
@@ -326,9 +421,10 @@ class State:
 
 
 class _Transaction:
-    def __init__(self, db: sqlite3.Connection, lock: threading.Lock) -> None:
+    def __init__(self, db: sqlite3.Connection, lock: threading.Lock, path: Path) -> None:
         self._db = db
         self._lock = lock
+        self._path = path
 
     def __enter__(self) -> sqlite3.Connection:
         self._lock.acquire()
@@ -339,8 +435,20 @@ class _Transaction:
             raise
         return self._db
 
-    def __exit__(self, exc_type: object, *_: object) -> None:
+    def __exit__(self, exc_type: object, error: BaseException | None, _: object) -> None:
         try:
-            self._db.execute("ROLLBACK" if exc_type else "COMMIT")
+            if error is None:
+                self._db.execute("COMMIT")
+        except sqlite3.OperationalError as failed:
+            error = failed
         finally:
-            self._lock.release()
+            try:
+                if self._db.in_transaction:  # SQLite rolls back by itself on a full disk
+                    self._db.execute("ROLLBACK")
+            finally:
+                self._lock.release()
+        if isinstance(error, sqlite3.OperationalError) and \
+                error.sqlite_errorcode == sqlite3.SQLITE_FULL:
+            raise StorageFull(self._path) from error
+        if exc_type is None and error is not None:
+            raise error

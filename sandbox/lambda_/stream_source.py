@@ -49,8 +49,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from sandbox.core.delivery import Failure
 from sandbox.core.history import DeadLetter, DestinationTaken
-from sandbox.core.jobs import Abandoned
-from sandbox.core.state import Checkpoint, State, Writes
+from sandbox.core.jobs import STORAGE_FULL_PAUSE_S, Abandoned
+from sandbox.core.state import Checkpoint, State, StorageFull, Writes
 from sandbox.core.targets import Parcel, Targets
 from sandbox.dynamodb.local import client
 from sandbox.events.patterns import EventPattern
@@ -289,6 +289,9 @@ class StreamPoller:
                     time.sleep(POLL_S)
             except Abandoned:
                 return  # the sandbox is stopping: the batch runs again at the next start
+            except StorageFull:  # no checkpoint written: the batch runs again
+                self._iterators.clear()
+                time.sleep(STORAGE_FULL_PAUSE_S)
             except (BotoCoreError, ClientError):
                 # DynamoDB Local down, restarting, or an iterator expired: read again from the
                 # checkpoints once it answers.

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from sandbox.core.state import StorageFull
 from sandbox.core.wire import Response, json_request
 from sandbox.sqs.backend import Queues, SqsError
 from sandbox.sqs.messages import MessageError
@@ -44,11 +45,12 @@ QUERY_CODES = {
 }
 
 
-def error(code: str, message: str) -> Response:
+def error(code: str, message: str, status: int = 400) -> Response:
     query_code = QUERY_CODES.get(code, code)
+    fault = "Sender" if status < 500 else "Receiver"
     body = json.dumps({"__type": f"com.amazonaws.sqs#{code}", "message": message}).encode()
-    return 400, [("Content-Type", CONTENT_TYPE), ("x-amzn-query-error", f"{query_code};Sender")
-                 ], body
+    return status, [("Content-Type", CONTENT_TYPE),
+                    ("x-amzn-query-error", f"{query_code};{fault}")], body
 
 
 def handle(queues: Queues, operation: str, body: bytes) -> Response:
@@ -63,4 +65,6 @@ def handle(queues: Queues, operation: str, body: bytes) -> Response:
         answer: Any = OPERATIONS[operation](queues, request)
     except (SqsError, MessageError) as failure:
         return error(failure.code, failure.message)
+    except StorageFull as full:  # SQS's common error (API reference, "Common Errors")
+        return error("InternalFailure", str(full), 500)
     return 200, [("Content-Type", CONTENT_TYPE)], json.dumps(answer).encode()
