@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import sys
 import threading
-from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -74,11 +73,14 @@ QUIETLY_SKIPPED = ("AWS::IAM::", "AWS::CDK::Metadata", "AWS::Lambda::Permission"
 
 
 def not_emulated(stacks: list[Stack]) -> list[str]:
-    types = Counter(
-        r.type for s in stacks for r in s.resources.values()
-        if r.type not in EMULATED and not r.type.startswith(QUIETLY_SKIPPED)
-    )
-    return [f"{t} x{n}" if n > 1 else t for t, n in sorted(types.items())]
+    """Each resource type the sandbox does not run, with the logical ids of its resources:
+    "AWS::StepFunctions::StateMachine (Flow, Other)"."""
+    ids: dict[str, list[str]] = {}
+    for stack in stacks:
+        for resource in stack.resources.values():
+            if resource.type not in EMULATED and not resource.type.startswith(QUIETLY_SKIPPED):
+                ids.setdefault(resource.type, []).append(resource.logical_id)
+    return [f"{kind} ({', '.join(ids[kind])})" for kind in sorted(ids)]
 
 
 class FunctionLogs:
@@ -267,7 +269,7 @@ class Sandbox:
             say(f"  SNS             {note}\n")
         skipped = not_emulated(self.stacks)
         if skipped:
-            say(f"  not emulated    {', '.join(skipped)}\n")
+            say(f"  not emulated    {'; '.join(skipped)}\n")
         say(f"  AWS endpoint    AWS_ENDPOINT_URL={self.url}\n")
         say(f"  Console         {self.url}{CONSOLE_PATH}/\n")
         for api in self.apis:
