@@ -220,3 +220,18 @@ def test_a_mutated_template_starts_or_names_what_is_wrong(
     logical_id, path = data.draw(st.sampled_from(properties_of(seed.template)))
     value = REMOVE if data.draw(st.booleans()) else data.draw(ODD_VALUES)
     mutated_wires(seed, tmp_path / "state", logical_id, path, value)
+
+
+def test_a_pattern_matched_at_each_request_is_compiled_at_start(tmp_path: Path) -> None:
+    assembly = write_assembly(tmp_path / "a", {
+        "Api": {"Type": "AWS::ApiGateway::RestApi", "Properties": {"Name": "a"}},
+        "Get": {"Type": "AWS::ApiGateway::Method", "Properties": {
+            "RestApiId": {"Ref": "Api"}, "ResourceId": {"Fn::GetAtt": ["Api", "RootResourceId"]},
+            "HttpMethod": "GET", "MethodResponses": [{"StatusCode": "200"}],
+            "Integration": {"Type": "MOCK", "IntegrationResponses": [
+                {"StatusCode": "200", "SelectionPattern": "5(\\d"}]}}},
+        "Stage": {"Type": "AWS::ApiGateway::Deployment", "Properties": {
+            "RestApiId": {"Ref": "Api"}, "StageName": "test"}}})
+    with pytest.raises(AssemblyError, match=r"Resources\.Get\.Properties\.Integration\."
+                                            r"IntegrationResponses\[0\]\.SelectionPattern: "):
+        wire(assembly, tmp_path / "state")

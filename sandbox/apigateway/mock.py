@@ -121,6 +121,10 @@ def mock_integration(integration: dict[str, Any], method_responses: list[dict[st
     for i, response in enumerate(integration.get("IntegrationResponses") or []):
         here = f"{where}.Integration.IntegrationResponses[{i}]"
         status = str(response.get("StatusCode", ""))
+        check_regex(f"{here}.SelectionPattern", response.get("SelectionPattern") or "")
+        if not re.fullmatch(r"[1-5][0-9][0-9]", status):
+            raise AssemblyError(f"{here}.StatusCode: {status!r} is not an HTTP status code "
+                                "(100 to 599)")
         if status not in declared:
             raise AssemblyError(f"{here}.StatusCode: no method response exists for status "
                                 f"{status!r} (MethodResponses declares {sorted(declared)})")
@@ -136,6 +140,16 @@ def mock_integration(integration: dict[str, Any], method_responses: list[dict[st
                                                               or ""),
                                              headers, content_type, body or "", origins))
     return MockIntegration(int(found.group(1)) if found else 200, responses, vtl_not_run)
+
+
+def check_regex(where: str, pattern: str) -> None:
+    """A pattern matched against each request is compiled at start: a broken one stops the
+    start naming its property, rather than failing each request."""
+    try:
+        re.compile(pattern)
+    except re.error as error:
+        raise AssemblyError(f"{where}: {pattern!r} is not a valid regular expression: "
+                            f"{error}") from None
 
 
 def _response_template(templates: dict[str, str]) -> tuple[str, str | None, tuple[str, ...]]:

@@ -26,7 +26,7 @@ from fnmatch import fnmatchcase
 from typing import Any
 
 from sandbox.apigateway.authorizers import DEFAULT_TTL_S, Authorizer
-from sandbox.apigateway.mock import MockIntegration, mock_integration
+from sandbox.apigateway.mock import MockIntegration, check_regex, mock_integration
 from sandbox.assembly import ACCOUNT, AssemblyError, Stack
 
 MISSING_AUTH_TOKEN = (403, b'{"message":"Missing Authentication Token"}')
@@ -156,6 +156,8 @@ def _authorizers(stack: Stack, api_id: str) -> dict[str, Authorizer]:
         elif kind != "COGNITO_USER_POOLS":
             raise AssemblyError(f"{stack.template_file}: {where}.Type: {kind!r} is not TOKEN, "
                                 "REQUEST or COGNITO_USER_POOLS")
+        check_regex(f"{stack.template_file}: {where}.IdentityValidationExpression",
+                     props.get("IdentityValidationExpression", ""))
         default_source = "" if kind == "REQUEST" else "method.request.header.Authorization"
         sources = str(props.get("IdentitySource", default_source))
         authorizer_id = stack.ref(resource.logical_id)
