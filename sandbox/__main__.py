@@ -1,4 +1,5 @@
-"""`python -m sandbox up | dlq | trace | orders | fire`: the command line of the local sandbox."""
+"""`python -m sandbox up | dlq | trace | orders | fire | invoke`: the command line of the local
+sandbox."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 
+from sandbox import invoke as invoking
 from sandbox import trace as tracing
 from sandbox.assembly import AssemblyError
 from sandbox.core.lock import StateLocked
@@ -79,6 +81,16 @@ def parser() -> argparse.ArgumentParser:
     fire_command.add_argument("name", help="the rule's or the schedule's name")
     fire_command.add_argument("--port", type=int, default=DEFAULT_PORT,
                               help="the running sandbox's port (default: %(default)s)")
+    invoke_command = commands.add_parser(
+        "invoke", help="invoke a function of the running sandbox once, synchronously, and print "
+                       "its answer and its log (what `sam local invoke` does)")
+    invoke_command.add_argument("name", help="the function's name or ARN, or a unique part of "
+                                             "its name (its construct id, e.g. OrderService)")
+    event = invoke_command.add_mutually_exclusive_group()
+    event.add_argument("--payload", default="{}", help="the event, as JSON (default: {})")
+    event.add_argument("--event", type=Path, help="a file holding the event as JSON")
+    invoke_command.add_argument("--port", type=int, default=DEFAULT_PORT,
+                                help="the running sandbox's port (default: %(default)s)")
     return cli
 
 
@@ -189,11 +201,25 @@ def fire(args: argparse.Namespace) -> int:
     return 0
 
 
+def invoke(args: argparse.Namespace) -> int:
+    """Through Lambda's own API (`aws lambda invoke --log-type Tail`): the log to stderr, the
+    answer to stdout, exit 1 when the function failed."""
+    payload = args.event.read_bytes() if args.event else args.payload.encode()
+    try:
+        answer = invoking.invoke(f"http://127.0.0.1:{args.port}", args.name, payload)
+    except invoking.InvokeError as error:
+        print(f"invoke: {error}", file=sys.stderr)
+        return 1
+    sys.stderr.write(answer.log)
+    print(answer.result)
+    return 1 if answer.failed else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         return {"up": up, "dlq": dlq, "trace": trace, "orders": orders,
-                "fire": fire}[args.command](args)
+                "fire": fire, "invoke": invoke}[args.command](args)
     except (AssemblyError, DynamoDBLocalError, StateError, StateLocked, OSError) as error:
         print(f"sandbox: {error}", file=sys.stderr)
         return 2

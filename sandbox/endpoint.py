@@ -3,10 +3,12 @@ AWS CLI at, and where the REST APIs are served under their stage path.
 
 It checks who is asking (`sandbox.core.guard`: the Host, and the Origin on the sandbox's own
 APIs), then only dispatches, by protocol, to each service's wire layer: requests carrying
-`X-Amz-Target` are AWS API calls (EventBridge and SQS answered here, DynamoDB passed through
-to DynamoDB Local); a form POST to `/` with `Action=` is a query-protocol call, answered by the
-query service that owns the action (SNS); the sandbox's own pages (the console) by their path
-prefix; anything else is a request to a REST API (`/prod/order`).
+`X-Amz-Target` are AWS API calls (EventBridge, SQS and CloudWatch Logs answered here, DynamoDB
+passed through to DynamoDB Local); a form POST to `/` with `Action=` is a query-protocol call,
+answered by the query service that owns the action (SNS, SQS, CloudFormation, STS); Lambda's
+REST-JSON API by its path (`/2015-03-31/functions/...`: no REST API is served there, a stage
+name being only letters, digits and underscores); the sandbox's own pages (the console) by
+their path prefix; anything else is a request to a REST API (`/prod/order`).
 """
 
 from __future__ import annotations
@@ -25,6 +27,10 @@ from sandbox.dynamodb import wire as dynamodb_wire
 from sandbox.dynamodb.wire import DynamoDBPassThrough
 from sandbox.events import wire as events_wire
 from sandbox.events.backend import EventBus
+from sandbox.lambda_ import wire as lambda_wire
+from sandbox.lambda_.wire import LambdaWire
+from sandbox.logs import wire as logs_wire
+from sandbox.logs.wire import LogsWire
 from sandbox.sqs import wire as sqs_wire
 from sandbox.sqs.backend import Queues
 
@@ -44,6 +50,8 @@ class Endpoint:
         extra_routes: dict[str, Callable[[str, str, bytes], Response]] | None = None,
         query_services: list[query.QueryService] | None = None,
         guard: Guard | None = None,
+        logs: LogsWire | None = None,
+        lambda_api: LambdaWire | None = None,
     ) -> None:
         self.bus = bus
         self.queues = queues
@@ -52,6 +60,8 @@ class Endpoint:
         self.extra_routes = {} if extra_routes is None else extra_routes
         self.query_services = query_services or []
         self.guard = guard or Guard()
+        self.logs = logs
+        self.lambda_api = lambda_api
         handler = type("Handler", (_Handler,), {"endpoint": self})
         try:
             self.server = ThreadingHTTPServer(("127.0.0.1", port), handler)
@@ -100,12 +110,17 @@ class Endpoint:
             return lambda: sqs_wire.handle(self.queues, operation, body)
         if amz_target.startswith(dynamodb_wire.TARGET_PREFIXES):
             return lambda: self.dynamodb.handle(method, path, headers, body)
+        logs, lambda_api = self.logs, self.lambda_api
+        if amz_target.startswith(logs_wire.TARGET_PREFIX) and logs:
+            return lambda: logs.handle(operation, body)
         if amz_target:
             return lambda: aws_error(400, "UnknownOperationException",
                                      f"The sandbox does not emulate {amz_target}")
         params = query.form(method, path, headers, body)
         if params is not None:
             return lambda: query.dispatch(self.query_services, params)
+        if lambda_api and lambda_wire.is_lambda_api(path):
+            return lambda: lambda_api.handle(method, path, headers, body)
         for prefix, page in self.extra_routes.items():
             if path == prefix or path.startswith(prefix.rstrip("/") + "/"):
                 return lambda page=page: page(method, path, body)

@@ -5,6 +5,7 @@ schedules."""
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import threading
 from collections.abc import Callable
@@ -16,13 +17,14 @@ from sandbox.apigateway.keys import UsagePlans
 from sandbox.apigateway.rest_api import RestApi
 from sandbox.apigateway.wire import ApiGateway, api_notes
 from sandbox.assembly import Stack, read_assembly
+from sandbox.cloudformation.wire import CloudFormationWire
 from sandbox.console.api import PREFIX as CONSOLE_PATH
 from sandbox.console.api import Console
 from sandbox.core.delivery import Deliveries
 from sandbox.core.guard import Guard
 from sandbox.core.jobs import JobRunner
 from sandbox.core.lock import StateLock
-from sandbox.core.state import State
+from sandbox.core.state import State, StorageFull
 from sandbox.core.targets import Targets
 from sandbox.core.wire import Response
 from sandbox.dynamodb.local import DynamoDBLocal, ensure_tables, table_request
@@ -38,10 +40,15 @@ from sandbox.events.scheduler import (
 )
 from sandbox.lambda_.backend import INVOKE, AsyncInvocation, LambdaService
 from sandbox.lambda_.event_sources import EventSources
+from sandbox.lambda_.wire import LambdaWire
+from sandbox.logs.store import LogStore, template_groups
+from sandbox.logs.wire import LogsWire
 from sandbox.settings import Settings
 from sandbox.sns.backend import Topics
 from sandbox.sns.wire import SnsWire
 from sandbox.sqs.backend import Queues
+from sandbox.sqs.wire import SqsQueryWire
+from sandbox.sts.wire import StsWire
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 EMULATED = {
@@ -65,7 +72,7 @@ EMULATED = {
     "AWS::ApiGateway::ApiKey",
     "AWS::ApiGateway::UsagePlan",
     "AWS::ApiGateway::UsagePlanKey",
-    "AWS::Logs::LogGroup",  # function logs go to the terminal and to files in the state folder
+    "AWS::Logs::LogGroup",  # function logs go to the terminal and to the state (CloudWatch Logs)
 }
 # Permissions and bookkeeping: locally everything may call everything, so skipped quietly.
 QUIETLY_SKIPPED = ("AWS::IAM::", "AWS::CDK::Metadata", "AWS::Lambda::Permission",
@@ -84,32 +91,34 @@ def not_emulated(stacks: list[Stack]) -> list[str]:
 
 
 class FunctionLogs:
-    """Every function's lines go to the terminal, prefixed with the function's name, and to a
-    file per function in the state folder (a local CloudWatch log group)."""
+    """Every function's lines go to the terminal, prefixed with the function's name, and to its
+    CloudWatch log group in the state (`sandbox.logs.store`), in its worker's log stream."""
 
-    def __init__(self, directory: Path, out: TextIO, label: Callable[[str], str]) -> None:
-        self.directory = directory
+    def __init__(self, store: LogStore, groups: dict[str, str], out: TextIO,
+                 label: Callable[[str], str]) -> None:
+        self.store = store
+        self.groups = groups  # function name -> its log group
         self.out = out
         self.label = label
         self._lock = threading.Lock()
-        self._files: dict[str, TextIO] = {}
-        directory.mkdir(parents=True, exist_ok=True)
 
-    def __call__(self, function: str, line: str) -> None:
-        label = self.label(function)
+    def group(self, function: str) -> str:
+        return self.groups.get(function, f"/aws/lambda/{function}")
+
+    def __call__(self, function: str, line: str, stream: str) -> None:
+        with contextlib.suppress(StorageFull):  # a full disk keeps no line; the terminal shows it
+            self.store.put(self.group(function), stream, line)
         with self._lock:
-            if function not in self._files:
-                self._files[function] = open(self.directory / f"{label}.log", "a")  # noqa: SIM115
-            self._files[function].write(line + "\n")
-            self._files[function].flush()
-            self.out.write(f"[{label}] {line}\n")
+            self.out.write(f"[{self.label(function)}] {line}\n")
             self.out.flush()
 
-    def close(self) -> None:
-        with self._lock:
-            for file in self._files.values():
-                file.close()
-            self._files.clear()
+    def invocation(self, function: str, request_id: str) -> list[str]:
+        return self.store.invocation(self.group(function), request_id)
+
+    def lines(self, label: str) -> list[str]:
+        """The lines of the function shown as `label` (the console's lanes)."""
+        return [line for function in self.groups if self.label(function) == label
+                for line in self.store.lines(self.group(function))]
 
 
 class Sandbox:
@@ -164,8 +173,14 @@ class Sandbox:
                                             self.usage_plans),
                                  DynamoDBPassThrough(self.dynamodb.endpoint_url),
                                  self.extra_routes,
-                                 [SnsWire(self.topics, self.state, self.runner.wake)],
-                                 Guard(self.settings.allowed_hosts, self._say))
+                                 [SnsWire(self.topics, self.state, self.runner.wake),
+                                  SqsQueryWire(self.queues), CloudFormationWire(stacks),
+                                  StsWire()],
+                                 Guard(self.settings.allowed_hosts, self._say),
+                                 LogsWire(self.log_store, stacks[0].region, stacks[0].account),
+                                 LambdaWire(stacks, self.lambda_, self.state,
+                                            self.logs.invocation, self.logs.group,
+                                            self.runner.wake))
         self.port = self.endpoint.port
         self.lock.announce(self.url)
         self._stops.append(self.endpoint.stop)
@@ -209,9 +224,11 @@ class Sandbox:
         }
         self.targets = Targets()
         self.queues = Queues(stacks, self.state, self.targets)
-        self.logs = FunctionLogs(self.state_dir / "logs", self.out,
+        self.log_store = LogStore(self.state)
+        log_groups, function_groups = template_groups(stacks)
+        self.log_store.declare(log_groups)
+        self.logs = FunctionLogs(self.log_store, function_groups, self.out,
                                  label=lambda function: self.lambda_.label(function))
-        self._stops.append(self.logs.close)
         self.lambda_ = LambdaService(stacks, self.state, self.targets, self.settings, base_env,
                                      on_log=self.logs)
         self._stops.append(self.lambda_.close)

@@ -102,7 +102,7 @@ class World:
         self.targets = Targets()
         Queues([stack], self.state, self.targets)
         self.lambda_ = LambdaService([stack], self.state, self.targets, self.settings,
-                                     base_env={}, on_log=lambda function, line: None)
+                                     base_env={}, on_log=lambda function, line, stream: None)
         self.runs = Runs(answers)
         self.lambda_.workers = lambda config: self.runs  # type: ignore[method-assign]
         self.bus = EventBus([stack], self.state, self.targets, self.settings)

@@ -68,7 +68,7 @@ class Logs:
         self.lines: list[tuple[str, str]] = []
         self._lock = threading.Lock()
 
-    def __call__(self, function_name: str, line: str) -> None:
+    def __call__(self, function_name: str, line: str, stream: str) -> None:
         with self._lock:
             self.lines.append((function_name, line))
 

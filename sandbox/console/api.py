@@ -137,7 +137,7 @@ class Console:
         self,
         state: State,
         dynamodb: Any,
-        logs_dir: Path,
+        log_lines: Callable[[str], list[str]],
         calls: list[dict[str, str]],
         rule_targets: Mapping[tuple[str, str], int],
         labels: Mapping[str, str],
@@ -148,7 +148,7 @@ class Console:
         each dead-letter queue and on-failure destination to its name."""
         self.state = state
         self.dynamodb = dynamodb
-        self.logs_dir = logs_dir
+        self.log_lines = log_lines
         self.calls = calls
         self.rule_targets = dict(rule_targets)
         self.labels = dict(labels)
@@ -169,7 +169,7 @@ class Console:
         return cls(
             state=sandbox.state,
             dynamodb=local_client(sandbox.dynamodb.endpoint_url),
-            logs_dir=sandbox.state_dir / "logs",
+            log_lines=sandbox.logs.lines,
             calls=api_calls(sandbox.apis),
             rule_targets={(rule.bus, rule.name): len(rule.targets) for rule in rules},
             labels=sandbox.lambda_.labels,
@@ -280,8 +280,5 @@ class Console:
                              self.rule_targets, self.labels)
 
     def _log(self, service: str) -> list[str]:
-        """The lines of one function's log file (the sandbox writes one per function)."""
-        path = self.logs_dir / f"{service}.log"
-        if path.resolve().parent != self.logs_dir.resolve() or not path.is_file():
-            return []
-        return path.read_text(errors="replace").splitlines()
+        """The lines of one function (its lane's label), from its log group in the state."""
+        return self.log_lines(service)

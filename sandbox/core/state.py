@@ -5,7 +5,8 @@ orders: events EventBridge accepted but has not delivered yet, asynchronous invo
 accepted but has not run to the end, and messages in SQS queues, with their receive counts
 and visibility (`sandbox.sqs.store` holds the statements of receiving and deleting). Lambda's
 stream pollers keep their checkpoints here too, so a killed sandbox resumes each shard where it
-was (a batch may run again, none is skipped). It also
+was (a batch may run again, none is skipped). Function logs are kept here as CloudWatch Logs
+keeps them (`sandbox.logs.store`). It also
 keeps a history of what happened (events put, invocations), which is what the console and
 `trace` show.
 
@@ -84,6 +85,20 @@ CREATE TABLE IF NOT EXISTS stream_checkpoints (  -- how far a mapping has read a
     closed INTEGER NOT NULL DEFAULT 0,  -- a closed shard read to its end: its children may start
     PRIMARY KEY (mapping, shard)
 );
+CREATE TABLE IF NOT EXISTS log_groups (  -- CloudWatch Logs: the template's groups and functions'
+    name TEXT PRIMARY KEY,
+    created INTEGER NOT NULL,      -- creationTime, epoch milliseconds
+    retention INTEGER              -- retentionInDays (NULL: kept forever)
+);
+CREATE TABLE IF NOT EXISTS log_events (  -- every line a function wrote (sandbox.logs.store)
+    id INTEGER PRIMARY KEY,        -- ingestion order: GetLogEvents' tokens and the eventId
+    log_group TEXT NOT NULL,
+    stream TEXT NOT NULL,          -- one per worker, named as Lambda names them
+    at INTEGER NOT NULL,           -- timestamp, epoch milliseconds
+    message TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS log_events_stream ON log_events (log_group, stream, id);
+CREATE INDEX IF NOT EXISTS log_events_at ON log_events (log_group, at);
 """
 # Columns added since the first state folders: added to an older file at start.
 ADDED_COLUMNS = {"messages": {

@@ -161,7 +161,7 @@ class LambdaService:
         targets: Targets,
         settings: Settings,
         base_env: dict[str, str],
-        on_log: Callable[[str, str], None],
+        on_log: Callable[[str, str, str], None],
     ) -> None:
         self.state = state
         self.targets = targets

@@ -303,7 +303,7 @@ class _RuntimeApiServer(socketserver.ThreadingTCPServer):
 class _Worker:
     """One awslambdaric process, its Runtime API server and the thread reading its output."""
 
-    def __init__(self, config: FunctionConfig, on_log: Callable[[str, str], None],
+    def __init__(self, config: FunctionConfig, on_log: Callable[[str, str, str], None],
                  base_env: Mapping[str, str], on_exit: Callable[[_Worker], None]) -> None:
         self.config = config
         self._on_log = on_log
@@ -324,8 +324,9 @@ class _Worker:
 
         self._server = _RuntimeApiServer(self)
         port = self._server.server_address[1]
-        env = worker_environment(config, base_env, f"127.0.0.1:{port}",
-                                 log_stream_name(time.time()), os.environ)
+        self.log_stream = log_stream_name(time.time())
+        env = worker_environment(config, base_env, f"127.0.0.1:{port}", self.log_stream,
+                                 os.environ)
         self.spawned_at = time.monotonic()
         try:
             self.proc = subprocess.Popen(
@@ -477,7 +478,7 @@ class _Worker:
                 if pending.start_logged:
                     return
                 pending.start_logged = True
-            self._on_log(self.config.name, line)
+            self._on_log(self.config.name, line, self.log_stream)
 
     def _pump(self) -> None:
         """Pass on every complete line the pipe holds now (caller holds _log_lock)."""
@@ -489,12 +490,13 @@ class _Worker:
             if not chunk:
                 self._eof = True
                 if self._partial:
-                    self._on_log(self.config.name, self._partial.decode("utf-8", "replace"))
+                    self._on_log(self.config.name, self._partial.decode("utf-8", "replace"),
+                                 self.log_stream)
                 self._partial = b""
                 return
             *lines, self._partial = (self._partial + chunk).split(b"\n")
             for line in lines:
-                self._on_log(self.config.name, line.decode("utf-8", "replace"))
+                self._on_log(self.config.name, line.decode("utf-8", "replace"), self.log_stream)
 
     def _read_output(self) -> None:
         poller = select.poll()
@@ -530,10 +532,11 @@ class FunctionWorkers:
     """The workers of one function: warm ones reused, new ones started while fewer than
     max_concurrency exist, so concurrency grows with load as in Lambda."""
 
-    def __init__(self, config: FunctionConfig, on_log: Callable[[str, str], None],
+    def __init__(self, config: FunctionConfig, on_log: Callable[[str, str, str], None],
                  base_env: dict[str, str], max_concurrency: int = 10) -> None:
-        """on_log(function_name, line) gets every line the function writes (stdout and stderr)
-        and Lambda's START/END/REPORT lines, from several threads: it must be thread-safe.
+        """on_log(function_name, line, log_stream) gets every line the function writes (stdout
+        and stderr) and Lambda's START/END/REPORT lines, with its worker's log stream name,
+        from several threads: it must be thread-safe.
         base_env is what every worker gets besides the function's own environment."""
         if not config.runtime.startswith("python"):
             raise ValueError(f"function {config.name}: runtime {config.runtime!r} is not Python, "
