@@ -80,7 +80,8 @@ def test_a_publish_reaches_each_subscriber_whose_filter_it_matches(
     # The raw queue's filter is on the attribute: only the big one, bare, with its attributes.
     [raw] = drain(breadth, "TopicsRawQueue", 1)
     assert json.loads(raw["Body"]) == {"order": {"total": 250}}
-    assert raw["MessageAttributes"]["kind"]["StringValue"] == "big"
+    assert raw["MessageAttributes"]["kind"] == {"DataType": "String", "StringValue": "big"}
+    assert raw["MessageAttributes"]["units"] == {"DataType": "Number", "StringValue": "3"}
     # The enveloped queue's filter is on the body: totals over 100, in the notification JSON.
     enveloped = [json.loads(m["Body"]) for m in drain(breadth, "TopicsBodyQueue", 2)]
     assert sorted(json.loads(n["Message"])["order"]["total"] for n in enveloped) == [101, 250]

@@ -24,7 +24,9 @@ class Parcel:
     # target_id, request_id...
     context: dict[str, Any] = field(default_factory=dict)
     group_id: str | None = None  # a FIFO queue's MessageGroupId
-    attributes: dict[str, str] = field(default_factory=dict)  # SQS message attributes
+    # SQS message attributes: name -> text (a String), or typed as SQS's API shapes them
+    # ({"DataType": "Number", "StringValue": "3"}).
+    attributes: dict[str, Any] = field(default_factory=dict)
     # How it came: a rule delivering ("bus"), a topic ("topic"), a schedule, a "destination",
     # a "dead-letter" route (see also history.EventPut.via).
     via: str = ""

@@ -320,15 +320,15 @@ class Topics:
 
     def _deliver(self, subscription: Subscription, notification: Notification,
                  group_id: str | None, context: dict[str, Any]) -> Writes:
-        attributes: dict[str, str] = {}
+        attributes: dict[str, Any] = {}
         if subscription.protocol == "lambda":
             body = json.dumps(lambda_event(notification, subscription.arn))
-        elif subscription.raw:
+        elif subscription.raw:  # the attributes become the queue message's, with their types
             body = notification.message
-            attributes = {name: a["Value"] for name, a in notification.attributes.items()}
+            attributes = {name: sqs_attribute(a) for name, a in notification.attributes.items()}
         else:
             body = sqs_body(notification, subscription.arn)
-        out = Parcel(body, dict(context), group_id=group_id, attributes=attributes)
+        out = Parcel(body, dict(context), group_id=group_id, attributes=attributes, via="topic")
         try:
             return self.targets.deliver(subscription.endpoint, out)
         except Failure as failure:
@@ -431,6 +431,14 @@ def _check_attribute_name(name: str) -> None:
                              "alphanumeric characters, hyphens, underscores, or dots.")
     if ".." in name:
         raise _value_invalid("Message attribute name can not have successive '.' character.")
+
+
+def sqs_attribute(attribute: dict[str, str]) -> dict[str, str]:
+    """An SNS message attribute ({Type, Value}) as raw delivery hands it to SQS: the same type
+    (String.Array is SQS's String with a custom `.Array` label), a Binary value as base64."""
+    kind = attribute["Type"]
+    key = "BinaryValue" if kind == "Binary" else "StringValue"
+    return {"DataType": kind, key: attribute["Value"]}
 
 
 def _is_number(text: str) -> bool:

@@ -424,7 +424,8 @@ class _QueueSink:
         if self.queue.fifo and not parcel.group_id:
             raise Failure("InvalidParameterValue", "The request must contain the parameter "
                           f"MessageGroupId ({self.queue.arn})", retryable=False)
-        attributes = {name: {"DataType": "String", "StringValue": value}
+        attributes = {name: value if isinstance(value, dict) else
+                      {"DataType": "String", "StringValue": value}
                       for name, value in parcel.attributes.items()}
         now = time.time()
         message = Message(str(uuid.uuid4()), self.queue.arn, parcel.body, attributes, now,
