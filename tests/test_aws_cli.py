@@ -48,9 +48,9 @@ if AWS is None:
 
 
 def readme_output_helper() -> str:
-    """The README's `output()` shell function, as written there."""
-    found = re.search(r"^output\(\) \{.*?\}$", (ROOT / "README.md").read_text(),
-                      re.MULTILINE | re.DOTALL)
+    """The README's `output()` shell function, as its deploy section writes it."""
+    deploy = (ROOT / "README.md").read_text().split("\n## Deploy to AWS\n", 1)[-1]
+    found = re.search(r"^output\(\) \{.*?\}$", deploy, re.MULTILINE | re.DOTALL)
     assert found, "README.md defines output() in its deploy section"
     return found.group(0)
 
