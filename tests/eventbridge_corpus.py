@@ -1,26 +1,39 @@
-"""The AWS-recorded EventBridge pattern cases in ../shared/conformance/eventbridge-patterns/:
-read by the pattern engine's conformance test and by the sandbox endpoint's."""
+"""The AWS-recorded EventBridge pattern cases (LocalStack's recordings against real EventBridge):
+read by the pattern engine's conformance test and by the sandbox endpoint's.
+
+They are not part of this repository: they are read from the folder `EVENTBRIDGE_CORPUS` names,
+or from ../shared/conformance/eventbridge-patterns beside the repository. Without them the
+tests that need them skip, each saying why; nothing else is skipped.
+"""
 
 import json
+import os
 from pathlib import Path
 
 import json5
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-CORPUS = REPO.parent / "shared" / "conformance" / "eventbridge-patterns"
+CORPUS = Path(os.environ.get("EVENTBRIDGE_CORPUS")
+              or REPO.parent / "shared" / "conformance" / "eventbridge-patterns")
 PAIR = "complex_multi_key_event"  # an event file and a pattern file naming a key twice
+MISSING = (f"the AWS-recorded pattern corpus is not at {CORPUS} (set EVENTBRIDGE_CORPUS to "
+           "its folder, or put ../shared/conformance/eventbridge-patterns beside the repository)")
+PRESENT = CORPUS.is_dir()
 
-if not CORPUS.is_dir():
-    pytest.skip(f"the AWS-recorded corpus is missing: expected it at {CORPUS} "
-                "(../shared/conformance/eventbridge-patterns beside the repository)",
-                allow_module_level=True)
+CASES = [*sorted(path.stem for path in CORPUS.glob("*.json5")), PAIR] if PRESENT else []
 
-CASES = [*sorted(path.stem for path in CORPUS.glob("*.json5")), PAIR]
+
+def needs_corpus() -> None:
+    """Skip the calling test, saying why, when the corpus is not there."""
+    if not PRESENT:
+        pytest.skip(MISSING)
 
 
 def aws_errors() -> dict[str, str]:
     """The first line of AWS's message for each `_EXC` case, from the recorded snapshot."""
+    if not PRESENT:
+        return {}
     snapshot = json.loads((CORPUS / "aws-recorded-errors.snapshot.json").read_text())
     errors = {}
     for key, recording in snapshot.items():

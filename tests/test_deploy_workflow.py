@@ -37,7 +37,7 @@ DIFF_ARGS = "--method=template --fail --no-notices"
 DESTROY_ARGS = "--force --no-notices"
 COMMAND_TIMEOUT_S = 180
 
-# The contract's five services (shared/spec/choreography.md), each with its construct id, which
+# The contract's five services (docs/choreography.md), each with its construct id, which
 # CloudFormation puts into the function's physical name (`<stack>-<logical id>-<suffix>`).
 SERVICES = {
     "order-service": "OrderService",

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from eventbridge_corpus import AWS_ERRORS, CASES, load
+from eventbridge_corpus import AWS_ERRORS, CASES, load, needs_corpus
 from sandbox_process import (
     EDGE_ASSEMBLY,
     FAST_RETRIES,
@@ -127,6 +127,7 @@ def test_missing_routes_and_methods_answer_403(sandbox: SandboxProcess) -> None:
 def test_test_event_pattern_gives_aws_answers_for_the_recorded_cases(
     sandbox: SandboxProcess,
 ) -> None:
+    needs_corpus()
     events = sandbox.client("events")
     for name in CASES:
         pattern, event = load(name)

@@ -1,4 +1,4 @@
-"""The order choreography as one CloudFormation stack (the contract: shared/spec/choreography.md).
+"""The order choreography as one CloudFormation stack (the contract: docs/choreography.md).
 
 The template must stay plain CloudFormation: the local sandbox runs the synthesized template, so
 nothing here may make the CDK add a custom resource or a helper Lambda function (no
