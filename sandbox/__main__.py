@@ -21,6 +21,7 @@ from sandbox.core.state import State, StateError
 from sandbox.dynamodb.local import DynamoDBLocalError
 from sandbox.events.scheduler import ROUTE as SCHEDULES_ROUTE
 from sandbox.journey import failure_reason, text_list, text_timeline
+from sandbox.lambda_.interpreters import InterpreterError
 from sandbox.sandbox import Sandbox
 from sandbox.settings import Settings
 
@@ -59,6 +60,10 @@ def parser() -> argparse.ArgumentParser:
                          "only localhost, 127.0.0.1 and [::1]")
     up.add_argument("--integration-timeout", type=float, default=29.0, metavar="SECONDS",
                     help="API Gateway's integration timeout (default: %(default)s)")
+    up.add_argument("--python", metavar="PATH",
+                    help="the Python interpreter of every function's workers (it must import "
+                         "awslambdaric); by default python3.X of each function's runtime when "
+                         "it is on the PATH, else the sandbox's own")
 
     dlq = commands.add_parser("dlq", help="list the messages in the failure queues")
     dlq.add_argument("--state", type=Path, default=DEFAULT_STATE)
@@ -114,6 +119,7 @@ def up(args: argparse.Namespace) -> int:
         delivery_fault_share=args.fail_deliveries,
         integration_timeout_s=args.integration_timeout,
         allowed_hosts=tuple(args.allow_host),
+        python=args.python,
     )
     sandbox = Sandbox(args.assembly, args.state, args.port, settings, reset=args.reset)
     stopped = threading.Event()
@@ -220,7 +226,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return {"up": up, "dlq": dlq, "trace": trace, "orders": orders,
                 "fire": fire, "invoke": invoke}[args.command](args)
-    except (AssemblyError, DynamoDBLocalError, StateError, StateLocked, OSError) as error:
+    except (AssemblyError, DynamoDBLocalError, StateError, StateLocked, OSError,
+            InterpreterError) as error:
         print(f"sandbox: {error}", file=sys.stderr)
         return 2
 

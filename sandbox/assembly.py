@@ -33,6 +33,7 @@ _NAMES: dict[str, tuple[str, int]] = {
     "AWS::Events::Rule": ("Name", 64),
     "AWS::IAM::Role": ("RoleName", 64),
     "AWS::Logs::LogGroup": ("LogGroupName", 512),
+    "AWS::Lambda::LayerVersion": ("LayerName", 140),
 }
 _DEFAULT_NAME_LIMIT = 255
 # What Ref returns for these is an id API Gateway makes up, not a name.
@@ -41,6 +42,11 @@ _GENERATED_IDS = {
     "AWS::ApiGateway::Resource",
     "AWS::ApiGateway::Deployment",
 }
+VERSION = "AWS::Lambda::Version"
+ALIAS = "AWS::Lambda::Alias"
+LAYER = "AWS::Lambda::LayerVersion"
+# Where a function's code and a layer's content are.
+_CODE_PROPERTY = {"AWS::Lambda::Function": "Code", LAYER: "Content"}
 _ID_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
 _SUB_VARIABLE = re.compile(r"\$\{([^}]*)\}")
 
@@ -151,21 +157,22 @@ class Stack:
                                                 f"{logical_id} with message: {error.message}"
                               ) from None
 
-    def code_path(self, function_logical_id: str) -> Path:
-        """The folder holding a function's code: the asset its `Code.S3Key` names."""
-        where = f"Resources.{function_logical_id}.Properties.Code"
-        resource = self._resource(function_logical_id, where)
-        if resource.type != "AWS::Lambda::Function":
-            raise self._error(where, f"{function_logical_id} is a {resource.type}, not a function")
-        code = resource.properties.get("Code")
+    def code_path(self, logical_id: str) -> Path:
+        """The folder holding a function's code (the asset its `Code.S3Key` names) or a layer's
+        content (`Content.S3Key`)."""
+        resource = self._resource(logical_id, f"Resources.{logical_id}.Properties.Code")
+        prop = _CODE_PROPERTY.get(resource.type)
+        where = f"Resources.{logical_id}.Properties.{prop or 'Code'}"
+        if prop is None:
+            raise self._error(where, f"{logical_id} is a {resource.type}, not a function or a "
+                                     "layer")
+        code = resource.properties.get(prop)
         if not isinstance(code, dict):
-            raise self._error(where, "the function has no Code")
+            raise self._error(where, f"the {resource.type.rsplit(':', 1)[1].lower()} has no "
+                                     f"{prop}")
         if "ZipFile" in code:
-            raise self._error(
-                where,
-                "inline code (Code.ZipFile) is not supported: the sandbox runs code from an "
-                "asset folder (lambda.Code.from_asset)",
-            )
+            raise self._error(where, "inline code (Code.ZipFile) has no asset folder: the "
+                                     "function's reader writes it to the state folder")
         if "ImageUri" in code:
             raise self._error(where, "container image functions (Code.ImageUri) are not supported")
         key = None
@@ -179,7 +186,7 @@ class Stack:
             raise self._error(
                 where,
                 f"S3Key {key!r} is not an asset of this assembly (not in its assets manifest, "
-                "and the function has no aws:asset:path metadata)",
+                f"and the {resource.type} has no aws:asset:path metadata)",
             )
         if path.is_file():
             raise self._error(
@@ -188,6 +195,19 @@ class Stack:
         if not path.is_dir():
             raise self._error(where, f"asset folder {path} does not exist or cannot be read")
         return path
+
+    def function_of(self, logical_id: str) -> str:
+        """The name of the function a version or an alias belongs to: its `FunctionName`, a name
+        or an ARN (full or partial)."""
+        return split_qualifier(self._property_text(logical_id, "FunctionName"))[0]
+
+    def version_number(self, logical_id: str) -> str:
+        """A version's number: CloudFormation publishes each `AWS::Lambda::Version` of a
+        function in turn, so they are numbered 1, 2... in the template's order."""
+        function = self.function_of(logical_id)
+        versions = [r.logical_id for r in self.of_type(VERSION)
+                    if self.function_of(r.logical_id) == function]
+        return str(versions.index(logical_id) + 1)
 
     def outputs_resolved(self) -> dict[str, str]:
         """The stack's outputs, with API Gateway URLs pointing at the local endpoint."""
@@ -265,6 +285,8 @@ class Stack:
             return self._string(
                 self._resolve(resource.properties.get("StageName"), stage_where), stage_where
             )
+        if kind in (VERSION, ALIAS, LAYER):
+            return self._lambda_arn(resource, where)
         name = self._name(logical_id, where)
         if kind == "AWS::SQS::Queue":
             return f"{self._endpoint_url}/{self.account}/{name}"
@@ -298,6 +320,14 @@ class Stack:
                 return f"{arn}:events:{region}:{account}:rule/{path}"
             case "AWS::Lambda::Function", "Arn":
                 return f"{arn}:lambda:{region}:{account}:function:{name}"
+            case (
+                ("AWS::Lambda::Version", "FunctionArn")
+                | ("AWS::Lambda::Alias", "AliasArn")
+                | ("AWS::Lambda::LayerVersion", "LayerVersionArn")
+            ):
+                return self._lambda_arn(resource, where)
+            case "AWS::Lambda::Version", "Version":
+                return self.version_number(logical_id)
             case "AWS::SQS::Queue", "Arn":
                 return f"{arn}:sqs:{region}:{account}:{name}"
             case "AWS::SQS::Queue", "QueueName":
@@ -323,6 +353,34 @@ class Stack:
             ):
                 return self._ref_resource(logical_id, where)
         raise self._error(where, f"the sandbox does not know attribute {attribute!r} of {kind}")
+
+    def _lambda_arn(self, resource: Resource, where: str) -> str:
+        """The ARN CloudFormation returns for a version (`function:name:3`), an alias
+        (`function:name:live`) or a layer version (`layer:name:1`)."""
+        prefix = f"arn:{PARTITION}:lambda:{self.region}:{self.account}"
+        if resource.type == LAYER:
+            name = self._name(resource.logical_id, where)
+            same = [r.logical_id for r in self.of_type(LAYER)
+                    if self._name(r.logical_id, where) == name]
+            return f"{prefix}:layer:{name}:{same.index(resource.logical_id) + 1}"
+        function = self.function_of(resource.logical_id)
+        qualifier = (self.version_number(resource.logical_id) if resource.type == VERSION
+                     else self._property_text(resource.logical_id, "Name"))
+        return f"{prefix}:function:{function}:{qualifier}"
+
+    def _property_text(self, logical_id: str, prop: str) -> str:
+        """A resource's string property resolved, guarded against referring to itself."""
+        where = f"Resources.{logical_id}.Properties.{prop}"
+        resource = self._resource(logical_id, where)
+        if prop not in resource.properties:
+            raise self._error(where, f"{logical_id} has no {prop}")
+        if where in self._in_progress:
+            raise self._error(where, f"the {prop} of {logical_id} refers to itself")
+        self._in_progress.add(where)
+        try:
+            return self._string(self._resolve(resource.properties[prop], where), where)
+        finally:
+            self._in_progress.discard(where)
 
     # -- intrinsic functions ---------------------------------------------------------------
 
@@ -503,6 +561,14 @@ class Stack:
                 values = [self._evaluate(inner, where) for inner in argument]
                 return all(values) if name == "Fn::And" else any(values)
         raise self._error(where, f"not a condition the sandbox can evaluate: {expression!r}")
+
+
+def split_qualifier(name_or_arn: str) -> tuple[str, str | None]:
+    """(function name, qualifier or None) from a name, ARN or partial ARN, qualified or not:
+    `arn:aws:lambda:us-east-1:1234:function:f:live`, `1234:function:f`, `f:3`."""
+    _, found, after = name_or_arn.partition("function:")
+    name, _, qualifier = (after if found else name_or_arn).partition(":")
+    return name, qualifier or None
 
 
 def _step(step: str | int) -> str:

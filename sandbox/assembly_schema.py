@@ -14,6 +14,7 @@ Facts (the CloudFormation resource reference of each type):
   taken as its text. The values are handed on converted (30, True, "30").
 - A Json property (an event pattern, a redrive policy) is an object, or a string a service
   parses later (and refuses with its own error).
+- A Double (an alias's routing weight) is a number, or a string of one.
 - `null` is refused anywhere ("'null' values are not allowed in templates").
 - Conditionally required properties (a zip function's Handler and Runtime) are the readers'
   checks: the schema cannot say them.
@@ -28,7 +29,7 @@ from typing import Any
 
 @dataclass(frozen=True)
 class Primitive:
-    name: str  # String, Integer, Boolean or Json
+    name: str  # String, Integer, Boolean, Double or Json
 
 
 @dataclass(frozen=True)
@@ -52,8 +53,10 @@ STRING = Primitive("String")
 INTEGER = Primitive("Integer")
 BOOLEAN = Primitive("Boolean")
 JSON = Primitive("Json")
+DOUBLE = Primitive("Double")
 STRINGS = ListOf(STRING)
 _INTEGER_TEXT = re.compile(r"-?[0-9]+")
+_DOUBLE_TEXT = re.compile(r"-?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?")
 
 
 def shape(*required: str, **properties: Type) -> Shape:
@@ -104,7 +107,11 @@ def _primitive(value: Any, kind: str, path: tuple[str | int, ...]) -> Any:
         return value.lower() == "true"
     if kind == "Json" and isinstance(value, dict | str):
         return value
-    raise _mismatch(value, "JSONObject" if kind == "Json" else kind, path)
+    if kind == "Double" and isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if kind == "Double" and isinstance(value, str) and _DOUBLE_TEXT.fullmatch(value.strip()):
+        return float(value)
+    raise _mismatch(value, {"Json": "JSONObject", "Double": "Number"}.get(kind, kind), path)
 
 
 def checked(value: Any, kind: Type, path: tuple[str | int, ...] = ()) -> Any:
@@ -146,6 +153,8 @@ _RULE_TARGET = shape(
                            InputPathsMap=MapOf(STRING)),
     RetryPolicy=_RETRY, DeadLetterConfig=shape(Arn=STRING),
     SqsParameters=shape("MessageGroupId", MessageGroupId=STRING))
+_PROVISIONED = shape("ProvisionedConcurrentExecutions",
+                     ProvisionedConcurrentExecutions=INTEGER)
 _INTEGRATION_RESPONSE = shape(
     "StatusCode", StatusCode=STRING, SelectionPattern=STRING,
     ResponseParameters=MapOf(STRING), ResponseTemplates=MapOf(STRING))
@@ -176,9 +185,23 @@ SCHEMAS: dict[str, Shape] = {
         "Code", Code=shape(S3Bucket=STRING, S3Key=STRING, ZipFile=STRING, ImageUri=STRING),
         FunctionName=STRING, Handler=STRING, Runtime=STRING, Timeout=INTEGER,
         MemorySize=INTEGER, Environment=shape(Variables=MapOf(STRING)),
-        DeadLetterConfig=shape(TargetArn=STRING), ReservedConcurrentExecutions=INTEGER),
+        DeadLetterConfig=shape(TargetArn=STRING), ReservedConcurrentExecutions=INTEGER,
+        Layers=STRINGS, Architectures=STRINGS, SnapStart=shape("ApplyOn", ApplyOn=STRING)),
+    "AWS::Lambda::LayerVersion": shape(
+        "Content", LayerName=STRING, CompatibleRuntimes=STRINGS,
+        CompatibleArchitectures=STRINGS,
+        Content=shape("S3Bucket", "S3Key", S3Bucket=STRING, S3Key=STRING)),
+    "AWS::Lambda::Version": shape(
+        "FunctionName", FunctionName=STRING, Description=STRING,
+        ProvisionedConcurrencyConfig=_PROVISIONED),
+    "AWS::Lambda::Alias": shape(
+        "FunctionName", "FunctionVersion", "Name", FunctionName=STRING,
+        FunctionVersion=STRING, Name=STRING, ProvisionedConcurrencyConfig=_PROVISIONED,
+        RoutingConfig=shape(AdditionalVersionWeights=ListOf(shape(
+            "FunctionVersion", "FunctionWeight", FunctionVersion=STRING,
+            FunctionWeight=DOUBLE)))),
     "AWS::Lambda::EventInvokeConfig": shape(
-        "FunctionName", FunctionName=STRING,
+        "FunctionName", FunctionName=STRING, Qualifier=STRING,
         MaximumRetryAttempts=INTEGER, MaximumEventAgeInSeconds=INTEGER,
         DestinationConfig=shape(OnSuccess=_DESTINATION, OnFailure=_DESTINATION)),
     "AWS::Lambda::EventSourceMapping": shape(

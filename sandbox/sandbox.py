@@ -60,6 +60,9 @@ EMULATED = {
     "AWS::Lambda::Function",
     "AWS::Lambda::EventInvokeConfig",
     "AWS::Lambda::EventSourceMapping",
+    "AWS::Lambda::LayerVersion",
+    "AWS::Lambda::Version",
+    "AWS::Lambda::Alias",
     "AWS::SQS::Queue",
     "AWS::SNS::Topic",
     "AWS::SNS::Subscription",
@@ -282,6 +285,8 @@ class Sandbox:
             say(f"  not polled      {', '.join(self.event_sources.not_run)}\n")
         if self.lambda_.not_runnable:
             say(f"  not run         {', '.join(self.lambda_.not_runnable)}\n")
+        for note in self.lambda_.notes:
+            say(f"  Lambda          {note}\n")
         for note in self.topics.notes:
             say(f"  SNS             {note}\n")
         skipped = not_emulated(self.stacks)

@@ -19,6 +19,9 @@ class Settings:
     allowed_hosts: tuple[str, ...] = ()
     # API Gateway's integration timeout for a REST API method that sets no TimeoutInMillis.
     integration_timeout_s: float = 29.0
+    # The interpreter of every function's workers (`--python`); None: the runtime's version
+    # when this machine has it (sandbox.lambda_.interpreters).
+    python: str | None = None
     rng: random.Random = field(default_factory=random.Random, compare=False, repr=False)
 
     def inject(self, share: float) -> bool:

@@ -308,8 +308,8 @@ def test_code_path_falls_back_to_asset_path_metadata(shop: Stack) -> None:
 @pytest.mark.parametrize(
     ("logical_id", "message"),
     [
-        ("InlineFn", "inline code (Code.ZipFile) is not supported"),
-        ("OrdersTable", "OrdersTable is a AWS::DynamoDB::Table, not a function"),
+        ("InlineFn", "inline code (Code.ZipFile) has no asset folder"),
+        ("OrdersTable", "OrdersTable is a AWS::DynamoDB::Table, not a function or a layer"),
         ("Nope", "unknown logical id 'Nope'"),
     ],
 )

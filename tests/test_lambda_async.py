@@ -74,10 +74,13 @@ class Runs:
     answers: list[dict[str, Any] | None]  # None: a handler error; the last one repeats
     error: dict[str, Any] = field(default_factory=lambda: ERROR)
     payloads: list[bytes] = field(default_factory=list)
+    invoked_arns: list[str | None] = field(default_factory=list)  # as each run was invoked
     hold: threading.Event | None = None  # when set, each run waits for it
 
-    def invoke(self, payload: bytes, request_id: str | None = None) -> Invocation:
+    def invoke(self, payload: bytes, request_id: str | None = None,
+               invoked_arn: str | None = None) -> Invocation:
         self.payloads.append(payload)
+        self.invoked_arns.append(invoked_arn)
         if self.hold:
             self.hold.wait(10)
         answer = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
@@ -104,7 +107,13 @@ class World:
         self.lambda_ = LambdaService([stack], self.state, self.targets, self.settings,
                                      base_env={}, on_log=lambda function, line, stream: None)
         self.runs = Runs(answers)
-        self.lambda_.workers = lambda config: self.runs  # type: ignore[method-assign]
+        self.versions: list[str] = []  # the version of each run
+
+        def workers(config: Any, version: str = "$LATEST") -> Runs:
+            self.versions.append(version)
+            return self.runs
+
+        self.lambda_.workers = workers  # type: ignore[method-assign]
         self.bus = EventBus([stack], self.state, self.targets, self.settings)
         Topics([stack], self.targets)
         self.hops = {INVOKE: AsyncInvocation(self.lambda_), DELIVERY: RuleDelivery(self.bus)}

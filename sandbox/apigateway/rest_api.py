@@ -149,7 +149,8 @@ def _authorizers(stack: Stack, api_id: str) -> dict[str, Authorizer]:
         if kind in ("TOKEN", "REQUEST"):
             uri = _LAMBDA_URI.match(str(props.get("AuthorizerUri", "")))
             function_arn = uri.group("arn") if uri else ""
-            if function_arn not in functions and "${" not in function_arn:
+            unqualified = ":".join(function_arn.split(":")[:7])  # an alias's ARN names it too
+            if unqualified not in functions and "${" not in function_arn:
                 raise AssemblyError(
                     f"{stack.template_file}: {where}.AuthorizerUri: not the invocation URI of a "
                     f"function of this template: {props.get('AuthorizerUri')!r}")

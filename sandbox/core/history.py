@@ -71,6 +71,7 @@ class InvocationRun:
     response: str | None = None  # the start of a synchronous answer
     error_type: str | None = None
     error_message: str | None = None
+    version: str | None = None  # the executed version, when not $LATEST (through an alias)
 
 
 @dataclass(frozen=True)

@@ -49,12 +49,9 @@ class Targets:
         return self.find(arn) is not None
 
     def find(self, arn: str) -> Sink | None:
-        """The sink of `arn`. A function is found by its qualified ARN too (`:alias`,
-        `:$LATEST`, `:3`), since its resource registers the plain one."""
-        sink = self._sinks.get(arn)
-        if sink is None and arn.startswith("arn:aws:lambda:") and arn.count(":") == 7:
-            sink = self._sinks.get(arn.rsplit(":", 1)[0])
-        return sink
+        """The sink of `arn`. (Lambda registers each function's qualified ARNs too: `:$LATEST`,
+        its versions' and its aliases'; an unknown qualifier names nothing, as on AWS.)"""
+        return self._sinks.get(arn)
 
     def sink(self, arn: str) -> Sink:
         sink = self.find(arn)

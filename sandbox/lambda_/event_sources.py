@@ -71,11 +71,12 @@ class EventSources:
         source = str(props.get("EventSourceArn") or "")
         try:
             config = self.lambda_.config(str(props.get("FunctionName", "")))
+            function_arn = self.lambda_.invoked_arn(str(props.get("FunctionName", "")))
         except FunctionNotFound:
             raise AssemblyError(f"{where}.FunctionName: function {props.get('FunctionName')} "
                                 "is not one the sandbox runs") from None
         if ":dynamodb:" in source and "/stream/" in source:
-            mapping = self._stream(where, _uuid(stack.name, logical_id), props, config.arn,
+            mapping = self._stream(where, _uuid(stack.name, logical_id), props, function_arn,
                                    source)
             self.not_emulated += [f"{logical_id}.{name}" for name in NOT_EMULATED
                                   if str(props.get(name, "")) not in ("", "0", "1")]
@@ -113,7 +114,7 @@ class EventSources:
             self.not_run.append(f"{logical_id} (disabled)")
             return
         self.sqs.append(SqsMapping(
-            uuid=_uuid(stack.name, logical_id), queue_arn=source, function_arn=config.arn,
+            uuid=_uuid(stack.name, logical_id), queue_arn=source, function_arn=function_arn,
             batch_size=batch, window_s=window, filters=filters,
             report_item_failures="ReportBatchItemFailures" in (
                 props.get("FunctionResponseTypes") or []),

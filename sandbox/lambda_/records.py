@@ -70,6 +70,7 @@ def invocation_record(invocation: Invocation, label: str, context: dict[str, Any
         response=response,
         error_type=error.get("errorType"),
         error_message=error.get("errorMessage"),
+        version=None if invocation.version == "$LATEST" else invocation.version,
     )
 
 
@@ -96,9 +97,14 @@ class DestinationRecord:
             "account": ACCOUNT,
             "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "region": region,
-            "resources": [destination_arn, f"{self.function_arn}:$LATEST"],
+            "resources": [destination_arn, qualified(self.function_arn)],
             "detail": self.record,
         })
+
+
+def qualified(function_arn: str) -> str:
+    """The ARN a record names: as invoked (`:live`, `:3`), `:$LATEST` when it was unqualified."""
+    return function_arn if function_arn.count(":") == 7 else f"{function_arn}:$LATEST"
 
 
 def destination_event(
@@ -115,7 +121,8 @@ def destination_event(
     set when the invocation failed.
     """
     success = failure is None
-    response_context: dict[str, Any] = {"statusCode": 200, "executedVersion": "$LATEST"}
+    response_context: dict[str, Any] = {
+        "statusCode": 200, "executedVersion": invocation.version if invocation else "$LATEST"}
     response_payload: Any = None
     if condition == ZERO_RESERVED_CONCURRENCY:
         response_context = {}
@@ -141,7 +148,7 @@ def destination_event(
         "timestamp": _timestamp(datetime.now(UTC)),
         "requestContext": {
             "requestId": job_payload["request_id"],
-            "functionArn": f"{function_arn}:$LATEST",
+            "functionArn": qualified(function_arn),
             "condition": condition,
             "approximateInvokeCount": invoke_count,
         },

@@ -9,6 +9,16 @@ which process is running which invocation, which is what a timeout or a memory k
 What Lambda does around the runtime, and this module does too: reuse warm workers and start more
 under load, kill a worker past its timeout or its memory size, report a runtime that died, and
 write the START, END and REPORT lines.
+
+Where Lambda puts a function's layers, this module points the import path: Lambda extracts the
+layers into /opt in the function's order (a later layer's file overwrites an earlier one's) and
+puts `/opt/python/lib/python3.X/site-packages` and `/opt/python` on `sys.path` after the
+function's own code (`/var/task`). Locally each layer stays in its own folder, so a later
+layer's folders come first on PYTHONPATH: the same file wins as in /opt.
+
+A worker runs one version of its function (`FunctionConfig.version`, `$LATEST` or a number):
+Lambda's execution environments are per version, and the version shows in the worker's
+`AWS_LAMBDA_FUNCTION_VERSION`, its log stream name and its START lines.
 """
 
 from __future__ import annotations
@@ -52,13 +62,16 @@ class FunctionConfig:
     arn: str
     code_dir: Path
     handler: str  # "app.lambda_handler"
-    runtime: str  # "python3.14": any Python runtime runs on the sandbox's own Python
+    runtime: str  # "python3.14"
     timeout_s: float
     memory_mb: int
     environment: dict[str, str]
     dead_letter_arn: str | None = None  # DeadLetterConfig.TargetArn: a queue or topic
     # ReservedConcurrentExecutions: at most this many runs at once (0: none); None: no limit
     reserved_concurrency: int | None = None
+    python: str = sys.executable  # the interpreter of the workers (`interpreters`)
+    layers: tuple[Path, ...] = ()  # each layer's content folder, in the template's order
+    version: str = "$LATEST"  # the version the workers run
 
 
 @dataclass(frozen=True)
@@ -75,6 +88,7 @@ class Invocation:
     init_duration_ms: float | None  # set when this invoke started a cold worker
     max_memory_mb: int
     memory_mb: int
+    version: str = "$LATEST"  # the executed version
     # time.time() when the runtime got the event (its /next answered): Lambda's START. With the
     # caller's own clock it splits an invoke's latency into the hop to the runtime and the run.
     delivered: float | None = None
@@ -93,7 +107,7 @@ def worker_environment(config: FunctionConfig, base_env: Mapping[str, str], runt
     env |= {
         "AWS_LAMBDA_RUNTIME_API": runtime_api,
         "AWS_LAMBDA_FUNCTION_NAME": config.name,
-        "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+        "AWS_LAMBDA_FUNCTION_VERSION": config.version,
         "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(config.memory_mb),
         "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{config.name}",
         "AWS_LAMBDA_LOG_STREAM_NAME": log_stream,
@@ -101,7 +115,7 @@ def worker_environment(config: FunctionConfig, base_env: Mapping[str, str], runt
         "AWS_EXECUTION_ENV": f"AWS_Lambda_{config.runtime}",
         "_HANDLER": config.handler,
         "LAMBDA_TASK_ROOT": str(config.code_dir),
-        "PYTHONPATH": str(config.code_dir),
+        "PYTHONPATH": os.pathsep.join(import_path(config)),
         # Lambda's code folder is read-only: leave the assembly as it was synthesized.
         "PYTHONDONTWRITEBYTECODE": "1",
         "TZ": ":UTC",
@@ -113,9 +127,17 @@ def worker_environment(config: FunctionConfig, base_env: Mapping[str, str], runt
     return env
 
 
-def log_stream_name(now: float) -> str:
+def import_path(config: FunctionConfig) -> list[str]:
+    """The function's code, then its layers' Python folders, the last layer first (see the
+    module's docstring)."""
+    site = f"python/lib/python{config.runtime.removeprefix('python')}/site-packages"
+    layers = [str(layer / sub) for layer in reversed(config.layers) for sub in (site, "python")]
+    return [str(config.code_dir), *layers]
+
+
+def log_stream_name(now: float, version: str = "$LATEST") -> str:
     """A log stream name as Lambda makes them: date, version, random id."""
-    return time.strftime("%Y/%m/%d", time.gmtime(now)) + "/[$LATEST]" + uuid.uuid4().hex
+    return time.strftime("%Y/%m/%d", time.gmtime(now)) + f"/[{version}]" + uuid.uuid4().hex
 
 
 def trace_id(now: float) -> str:
@@ -191,6 +213,7 @@ def peak_memory_kb(proc_status: str) -> int | None:
 class _Pending:
     request_id: str
     payload: bytes
+    invoked_arn: str  # the ARN the caller named: qualified when through a version or alias
     start_logged: bool = False
 
 
@@ -236,7 +259,7 @@ class _RuntimeApiHandler(BaseHTTPRequestHandler):
         self._answer(200, pending.payload, {
             "Lambda-Runtime-Aws-Request-Id": pending.request_id,
             "Lambda-Runtime-Deadline-Ms": str(deadline_ms),
-            "Lambda-Runtime-Invoked-Function-Arn": self.server.worker.config.arn,
+            "Lambda-Runtime-Invoked-Function-Arn": pending.invoked_arn,
             "Lambda-Runtime-Trace-Id": trace_id(time.time()),
         })
 
@@ -324,13 +347,13 @@ class _Worker:
 
         self._server = _RuntimeApiServer(self)
         port = self._server.server_address[1]
-        self.log_stream = log_stream_name(time.time())
+        self.log_stream = log_stream_name(time.time(), config.version)
         env = worker_environment(config, base_env, f"127.0.0.1:{port}", self.log_stream,
                                  os.environ)
         self.spawned_at = time.monotonic()
         try:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "awslambdaric", config.handler],
+                [config.python, "-m", "awslambdaric", config.handler],
                 cwd=config.code_dir, env=env, stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
         except BaseException:
@@ -357,7 +380,8 @@ class _Worker:
             if self._init_end is None:
                 self._init_end = now
         self._outcomes.put(_Outcome("delivered", now))
-        self.log_marker(pending, f"START RequestId: {pending.request_id} Version: $LATEST")
+        self.log_marker(pending, f"START RequestId: {pending.request_id} "
+                                 f"Version: {self.config.version}")
         return pending, int((time.time() + self.config.timeout_s) * 1000)
 
     def answered(self, request_id: str, kind: str, body: bytes, error_header: str | None) -> bool:
@@ -381,11 +405,11 @@ class _Worker:
 
     # Called by the invoking thread.
 
-    def run(self, request_id: str, payload: bytes) -> _Result:
+    def run(self, request_id: str, payload: bytes, invoked_arn: str) -> _Result:
         """Hand one event to the worker and wait for its answer, its death, its deadline or its
         memory limit, whichever comes first."""
         cold = self._init_end is None
-        pending = _Pending(request_id, payload)
+        pending = _Pending(request_id, payload, invoked_arn)
         self._inbox.put(pending)
         limit = time.monotonic() + INIT_LIMIT_S  # until the worker asks for the event
         delivered_at: float | None = None
@@ -434,7 +458,7 @@ class _Worker:
                     status: str | None = None) -> None:
         request_id = pending.request_id
         # A worker that never asked for the event still gets its START line, as in Lambda.
-        self.log_marker(pending, f"START RequestId: {request_id} Version: $LATEST")
+        self.log_marker(pending, f"START RequestId: {request_id} Version: {self.config.version}")
         if message is not None:
             self.log_marker(pending, message)
             if status == "error":
@@ -565,14 +589,17 @@ class FunctionWorkers:
         with self._cond:
             return [worker.proc.pid for worker in self._workers]
 
-    def invoke(self, payload: bytes, request_id: str | None = None) -> Invocation:
-        """Run the function once on a warm or a new worker; blocks, thread-safe."""
+    def invoke(self, payload: bytes, request_id: str | None = None,
+               invoked_arn: str | None = None) -> Invocation:
+        """Run the function once on a warm or a new worker; blocks, thread-safe. `invoked_arn`:
+        the ARN the caller named (the context's invoked_function_arn), the function's own by
+        default."""
         request_id = request_id or str(uuid.uuid4())
         started = time.time()
         worker = self._acquire()
         result = None
         try:
-            result = worker.run(request_id, payload)
+            result = worker.run(request_id, payload, invoked_arn or self.config.arn)
         finally:
             self._release(worker, reusable=result is not None and result.reusable)
         delivered = (None if result.delivered_at is None
@@ -580,7 +607,7 @@ class FunctionWorkers:
         return Invocation(request_id, self.config.name, result.ok, result.payload,
                           result.error_type, started, result.duration_ms,
                           result.init_duration_ms, result.max_memory_mb, self.config.memory_mb,
-                          delivered)
+                          self.config.version, delivered)
 
     def close(self) -> None:
         """Kill every worker and stop its server; idempotent. Invokes running now answer with
