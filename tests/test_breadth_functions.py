@@ -54,3 +54,15 @@ def test_a_handler_missing_from_inline_code_is_lambdas_answer(breadth: SandboxPr
     assert error["errorType"] == "Runtime.HandlerNotFound"
     assert "absent" in error["errorMessage"]
     assert received(breadth, "FunctionsNoHandler") == []
+
+
+def test_aws_lambda_invoke_through_an_alias_runs_its_version(breadth: SandboxProcess) -> None:
+    lambda_ = client(breadth, "lambda")
+    name = next(f["FunctionName"] for f in lambda_.list_functions()["Functions"]
+                if "FunctionsInline" in f["FunctionName"])
+    answer = lambda_.invoke(FunctionName=name, Qualifier=ALIAS, Payload=b'{"from": "cli"}')
+    assert (answer["StatusCode"], answer["ExecutedVersion"]) == (200, "1")
+    assert "FunctionError" not in answer
+    with pytest.raises(lambda_.exceptions.ResourceNotFoundException) as missing:
+        lambda_.invoke(FunctionName=f"{name}:nosuchalias", Payload=b"{}")
+    assert missing.value.response["Error"]["Message"].endswith(f":{name}:nosuchalias")

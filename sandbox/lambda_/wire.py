@@ -11,8 +11,9 @@ From the Lambda API reference:
   6 MB (synchronous) or 1 MB (asynchronous) are 413 `RequestEntityTooLargeException`; a payload
   that is not JSON is 400 `InvalidRequestContentException`;
 - a function is named by its name, its ARN or a partial ARN (`123456789012:function:name`),
-  with an optional qualifier (`:$LATEST`, or `?Qualifier=`); the sandbox runs `$LATEST` only,
-  so another qualifier is a function it does not have;
+  with an optional qualifier (`:$LATEST`, a version, an alias, or `?Qualifier=`); an alias
+  picks the version by its weights (`X-Amz-Executed-Version`); an unknown qualifier is a
+  function Lambda does not have;
 - ListFunctions pages with `Marker`/`MaxItems` (at most 50); GetFunction,
   GetFunctionConfiguration, GetFunctionEventInvokeConfig and ListEventSourceMappings describe
   the template's settings;
@@ -166,20 +167,25 @@ class LambdaWire:
         return f"{arn}:{qualifier}" if qualifier else arn
 
     def _config(self, name_or_arn: str, params: dict[str, str]) -> FunctionConfig:
+        return self._qualified(name_or_arn, params)[0]
+
+    def _qualified(self, name_or_arn: str,
+                   params: dict[str, str]) -> tuple[FunctionConfig, str]:
+        """The function, and its name with the qualifier asked for (what to invoke, so an
+        alias chooses its version at each invocation)."""
         name, qualifier = parse_name(name_or_arn, params.get("Qualifier"))
         try:
-            if qualifier not in (None, "$LATEST"):
-                raise FunctionNotFound
-            return self.lambda_.config(name)
+            config, _ = self.lambda_.resolve(name, qualifier)
         except FunctionNotFound:
             raise LambdaApiError(404, "ResourceNotFoundException",
                                  f"Function not found: {self._arn(name, qualifier)}") from None
+        return config, f"{name}:{qualifier}" if qualifier else name
 
     # Invoke
 
     def invoke(self, name_or_arn: str, params: dict[str, str], headers: dict[str, str],
                body: bytes) -> Response:
-        config = self._config(name_or_arn, params)
+        config, qualified = self._qualified(name_or_arn, params)
         kind = headers.get("x-amz-invocation-type", "RequestResponse")
         if kind not in ("RequestResponse", "Event", "DryRun"):
             raise LambdaApiError(400, "InvalidParameterValueException",
@@ -199,12 +205,12 @@ class LambdaWire:
         if kind == "DryRun":
             return 204, [], b""
         if kind == "Event":
-            return self._accept(config, body)
-        return self._run(config, body, headers.get("x-amz-log-type") == "Tail")
+            return self._accept(qualified, body)
+        return self._run(config, qualified, body, headers.get("x-amz-log-type") == "Tail")
 
-    def _accept(self, config: FunctionConfig, body: bytes) -> Response:
+    def _accept(self, qualified: str, body: bytes) -> Response:
         try:
-            job = self.lambda_.async_job(config.name, body.decode("utf-8", "replace") or "{}",
+            job = self.lambda_.async_job(qualified, body.decode("utf-8", "replace") or "{}",
                                          trigger="lambda-api")
         except Failure as refused:  # the payload limit, checked already
             raise LambdaApiError(413, refused.code, refused.message) from None
@@ -212,14 +218,15 @@ class LambdaWire:
         self.on_accept()
         return 202, [("Content-Type", JSON), ("X-Amzn-RequestId", job.payload["request_id"])], b""
 
-    def _run(self, config: FunctionConfig, body: bytes, with_tail: bool) -> Response:
+    def _run(self, config: FunctionConfig, qualified: str, body: bytes,
+             with_tail: bool) -> Response:
         try:
-            invocation = self.lambda_.invoke(config.name, body or b"{}", trigger="lambda-api")
+            invocation = self.lambda_.invoke(qualified, body or b"{}", trigger="lambda-api")
         except InvokeRefused as refused:
             raise LambdaApiError(refused.status, refused.code, refused.message) from None
         except Abandoned as stopping:
             raise LambdaApiError(503, "ServiceException", str(stopping)) from None
-        headers = [("Content-Type", JSON), ("X-Amz-Executed-Version", "$LATEST"),
+        headers = [("Content-Type", JSON), ("X-Amz-Executed-Version", invocation.version),
                    ("X-Amzn-RequestId", invocation.request_id)]
         if not invocation.ok:
             headers.append(("X-Amz-Function-Error", "Unhandled"))
