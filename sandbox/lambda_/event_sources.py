@@ -76,7 +76,7 @@ class EventSources:
             raise AssemblyError(f"{where}.FunctionName: function {props.get('FunctionName')} "
                                 "is not one the sandbox runs") from None
         if ":dynamodb:" in source and "/stream/" in source:
-            mapping = self._stream(where, _uuid(stack.name, logical_id), props, function_arn,
+            mapping = self._stream(where, mapping_uuid(stack.name, logical_id), props, function_arn,
                                    source)
             self.not_emulated += [f"{logical_id}.{name}" for name in NOT_EMULATED
                                   if str(props.get(name, "")) not in ("", "0", "1")]
@@ -114,7 +114,7 @@ class EventSources:
             self.not_run.append(f"{logical_id} (disabled)")
             return
         self.sqs.append(SqsMapping(
-            uuid=_uuid(stack.name, logical_id), queue_arn=source, function_arn=function_arn,
+            uuid=mapping_uuid(stack.name, logical_id), queue_arn=source, function_arn=function_arn,
             batch_size=batch, window_s=window, filters=filters,
             report_item_failures="ReportBatchItemFailures" in (
                 props.get("FunctionResponseTypes") or []),
@@ -190,7 +190,7 @@ def _bounded(where: str, props: dict[str, Any], name: str, default: int, low: in
     return value
 
 
-def _uuid(stack: str, logical_id: str) -> str:
+def mapping_uuid(stack: str, logical_id: str) -> str:
     """A mapping's UUID as Lambda shows it, stable for the same template."""
     digest = hashlib.sha256(f"{stack}/{logical_id}".encode()).hexdigest()
     return f"{digest[:8]}-{digest[8:12]}-{digest[12:16]}-{digest[16:20]}-{digest[20:32]}"

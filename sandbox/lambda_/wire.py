@@ -48,7 +48,7 @@ from sandbox.lambda_.backend import (
     LambdaService,
     too_large,
 )
-from sandbox.lambda_.event_sources import _uuid
+from sandbox.lambda_.event_sources import mapping_uuid
 from sandbox.lambda_.runtime_api import FunctionConfig
 
 PREFIXES = ("/2015-03-31/functions", "/2019-09-25/functions", "/2015-03-31/event-source-mappings")
@@ -143,7 +143,7 @@ class LambdaWire:
             self.invoke_configs[parse_name(props["FunctionName"], None)[0]] = props
         for resource in stack.of_type("AWS::Lambda::EventSourceMapping"):
             props = stack.properties(resource.logical_id)
-            self.mappings.append(props | {"UUID": _uuid(stack.name, resource.logical_id),
+            self.mappings.append(props | {"UUID": mapping_uuid(stack.name, resource.logical_id),
                                           "LastModified": modified})
 
     # Dispatch
