@@ -33,6 +33,7 @@ from sandbox.logs import wire as logs_wire
 from sandbox.logs.wire import LogsWire
 from sandbox.sqs import wire as sqs_wire
 from sandbox.sqs.backend import Queues
+from sandbox.traces import context as traces
 
 
 class PortInUse(OSError):
@@ -92,11 +93,14 @@ class Endpoint:
         if not self.guard.host_allowed(headers.get("host")):
             return self.guard.refuse_host(headers["host"])
         answer = self.route(method, path, headers, body)
-        if answer is None:
-            return self.api_gateway.handle(method, path, raw_headers, body, client_ip)
-        if not self.guard.origin_allowed(headers.get("origin")):
-            return self.guard.refuse_origin(headers["origin"])
-        return answer()
+        # A function's AWS calls carry its invocation's trace (botocore sends _X_AMZN_TRACE_ID
+        # as X-Amzn-Trace-Id); a request from outside may carry one too, or starts a trace.
+        with traces.resume_header(headers.get("x-amzn-trace-id")):
+            if answer is None:
+                return self.api_gateway.handle(method, path, raw_headers, body, client_ip)
+            if not self.guard.origin_allowed(headers.get("origin")):
+                return self.guard.refuse_origin(headers["origin"])
+            return answer()
 
     def route(self, method: str, path: str, headers: dict[str, str],
               body: bytes) -> Callable[[], Response] | None:

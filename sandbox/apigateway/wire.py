@@ -12,6 +12,8 @@ proxy answer also `X-Amzn-Trace-Id`. The integration timeout is the method's own
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import json
 import re
 import time
@@ -49,12 +51,13 @@ from sandbox.apigateway.rest_api import (
     proxy_response,
 )
 from sandbox.assembly import ACCOUNT
-from sandbox.core.history import AuthorizerRan
+from sandbox.core.history import ApiRequest, AuthorizerRan
 from sandbox.core.state import StorageFull
 from sandbox.core.wire import Response
 from sandbox.lambda_.backend import FunctionNotFound, InvokeRefused, LambdaService
 from sandbox.lambda_.records import error_of
 from sandbox.settings import Settings
+from sandbox.traces import context as traces
 
 _ACCESS_KEY = re.compile(r"Credential=([^/,\s]+)/")
 
@@ -90,10 +93,15 @@ class ApiGateway:
             event = proxy_event(api, api_method, path_params, method, path,
                                 parse_qsl(url.query, keep_blank_values=True),
                                 headers, body, request_id, client_ip, datetime.now(UTC))
-            try:
-                status, answer_headers, data = self.serve(api, api_method, event, received)
-            except StorageFull:
-                status, answer_headers, data = answers.CONFIGURATION_ERROR
+            with traces.span("api"):  # the request's span: the root, or an incoming trace's
+                try:
+                    status, answer_headers, data = self.serve(api, api_method, event, received)
+                except StorageFull:
+                    status, answer_headers, data = answers.CONFIGURATION_ERROR
+                if self.lambda_ is not None:  # (only mock integrations: nowhere to record)
+                    with contextlib.suppress(StorageFull):
+                        self.lambda_.state.record(ApiRequest(request_id, api.name, api.stage,
+                                                             method, path, status, received))
             return status, answer_headers + ids, data
         status, message = MISSING_AUTH_TOKEN
         return status, [("Content-Type", "application/json"),
@@ -207,10 +215,11 @@ class ApiGateway:
     def invoke_proxy(self, function_arn: str, event: dict[str, Any], request_id: str,
                      received: float | None = None, timeout_s: float | None = None,
                      binary: bool = False) -> Response:
-        future = self._invokes.submit(self.lambda_.invoke, function_arn,
+        future = self._invokes.submit(contextvars.copy_context().run, self.lambda_.invoke,
+                                      function_arn,
                                       json.dumps(event).encode(), trigger="api",
                                       api_request_id=request_id, received=received)
-        trace = [("X-Amzn-Trace-Id", f"Root=1-{int(time.time()):08x}-{uuid.uuid4().hex[:24]}")]
+        trace = [("X-Amzn-Trace-Id", traces.header().split(";", 1)[0])]  # Root=<the trace>
         try:
             invocation = future.result(timeout=timeout_s or self.settings.integration_timeout_s)
         except FutureTimeout:

@@ -30,6 +30,7 @@ from typing import Protocol
 from sandbox.core.history import Record
 from sandbox.core.state import Job, State, Writes
 from sandbox.settings import Settings
+from sandbox.traces import context as traces
 
 # The condition EventBridge names in a dead letter's EXHAUSTED_RETRY_CONDITION.
 RETRIES_EXHAUSTED = "MaximumRetryAttempts"
@@ -75,6 +76,8 @@ class Failure(Exception):
 class Hop(Protocol):
     """What a kind of job does on one try, and after its last."""
 
+    SPAN: str  # the history KIND whose record each try is, as a span of the job's trace
+
     def policy(self, job: Job) -> RetryPolicy: ...
 
     def attempt(self, job: Job) -> Writes:
@@ -102,12 +105,14 @@ class Deliveries:
         return lambda job: self.run(hop, job)
 
     def run(self, hop: Hop, job: Job) -> None:
-        try:
-            writes = hop.attempt(job)
-        except Failure as failure:
-            self.fail(hop, job, failure)
-        else:
-            self.state.commit(writes, done=job.id)
+        """One try, as a span under the trace the job carries (`sandbox.traces.context`)."""
+        with traces.resume(job.payload.get("trace")), traces.span(hop.SPAN):
+            try:
+                writes = hop.attempt(job)
+            except Failure as failure:
+                self.fail(hop, job, failure)
+            else:
+                self.state.commit(writes, done=job.id)
 
     def fail(self, hop: Hop, job: Job, failure: Failure) -> None:
         policy = hop.policy(job)

@@ -14,9 +14,25 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from sandbox.traces.context import Stamp, claim
+
 
 @dataclass(frozen=True)
-class EventPut:
+class Traced:
+    """What makes a record a span of a trace: its place there, taken when it is created (the
+    span of work under way it belongs to, `sandbox.traces.context`), kept in the history row's
+    own columns rather than in its JSON."""
+
+    KIND: ClassVar[str]
+    stamp: Stamp = field(default=None, kw_only=True, compare=False, repr=False)  # type: ignore
+
+    def __post_init__(self) -> None:
+        if self.stamp is None:
+            object.__setattr__(self, "stamp", claim(self.KIND))
+
+
+@dataclass(frozen=True)
+class EventPut(Traced):
     """An event EventBridge accepted on a bus, and the rules it matched there."""
 
     KIND: ClassVar[str] = "event"
@@ -29,7 +45,7 @@ class EventPut:
 
 
 @dataclass(frozen=True)
-class DeliveryAttempt:
+class DeliveryAttempt(Traced):
     """One try at handing an event (or a schedule's payload) to one target."""
 
     KIND: ClassVar[str] = "delivery"
@@ -47,7 +63,7 @@ class DeliveryAttempt:
 
 
 @dataclass(frozen=True)
-class InvocationRun:
+class InvocationRun(Traced):
     """One run of a function, whatever started it."""
 
     KIND: ClassVar[str] = "invocation"
@@ -75,7 +91,7 @@ class InvocationRun:
 
 
 @dataclass(frozen=True)
-class DeadLetter:
+class DeadLetter(Traced):
     """Work that ended undone: in a dead-letter queue or destination, or dropped (`queue` None).
 
     `source` says whose retries ran out: "eventbridge" (a rule or schedule target; `attributes`
@@ -96,7 +112,7 @@ class DeadLetter:
 
 
 @dataclass(frozen=True)
-class ScheduleFired:
+class ScheduleFired(Traced):
     """A schedule came due: a rule's `ScheduleExpression` or an `AWS::Scheduler::Schedule`."""
 
     KIND: ClassVar[str] = "schedule"
@@ -108,7 +124,7 @@ class ScheduleFired:
 
 
 @dataclass(frozen=True)
-class DestinationTaken:
+class DestinationTaken(Traced):
     """Lambda sent an asynchronous invocation's record to a destination or dead-letter queue."""
 
     KIND: ClassVar[str] = "destination"
@@ -123,7 +139,7 @@ class DestinationTaken:
 
 
 @dataclass(frozen=True)
-class AuthorizerRan:
+class AuthorizerRan(Traced):
     """API Gateway asked a Lambda authorizer (or its cache) about one request."""
 
     KIND: ClassVar[str] = "authorizer"
@@ -136,7 +152,7 @@ class AuthorizerRan:
 
 
 @dataclass(frozen=True)
-class MessageQueued:
+class MessageQueued(Traced):
     """A message entered a queue: sent through SQS's API, or handed over by a rule, a topic, a
     destination or a dead-letter route (`via`)."""
 
@@ -148,7 +164,7 @@ class MessageQueued:
 
 
 @dataclass(frozen=True)
-class BatchRun:
+class BatchRun(Traced):
     """An event source mapping handed a batch to its function, and what became of it."""
 
     KIND: ClassVar[str] = "batch"
@@ -161,7 +177,7 @@ class BatchRun:
 
 
 @dataclass(frozen=True)
-class MessageRedriven:
+class MessageRedriven(Traced):
     """A message received `receives` times went to its queue's dead-letter queue."""
 
     KIND: ClassVar[str] = "redriven"
@@ -171,11 +187,25 @@ class MessageRedriven:
     receives: int
 
 
-Record = (EventPut | DeliveryAttempt | InvocationRun | DeadLetter | ScheduleFired
+@dataclass(frozen=True)
+class ApiRequest(Traced):
+    """A request API Gateway answered: the entry point of its trace."""
+
+    KIND: ClassVar[str] = "api"
+    request_id: str
+    api: str  # the REST API's name
+    stage: str
+    method: str
+    path: str
+    status: int
+    received: float
+
+
+Record = (ApiRequest | EventPut | DeliveryAttempt | InvocationRun | DeadLetter | ScheduleFired
           | DestinationTaken | AuthorizerRan | MessageQueued | BatchRun | MessageRedriven)
 KINDS: dict[str, type] = {
     kind.KIND: kind
-    for kind in (EventPut, DeliveryAttempt, InvocationRun, DeadLetter, ScheduleFired,
+    for kind in (ApiRequest, EventPut, DeliveryAttempt, InvocationRun, DeadLetter, ScheduleFired,
                  DestinationTaken, AuthorizerRan, MessageQueued, BatchRun, MessageRedriven)
 }
 
@@ -196,11 +226,13 @@ class Entry:
 def dumps(record: Record) -> str:
     # Not dataclasses.asdict: it copies nested values recursively, and an event's detail may be
     # nested as deep as EventBridge allows, deeper than Python's recursion limit.
-    return json.dumps({f.name: getattr(record, f.name) for f in dataclasses.fields(record)})
+    return json.dumps({f.name: getattr(record, f.name) for f in dataclasses.fields(record)
+                       if f.name != "stamp"})
 
 
-def loads(kind: str, text: str) -> Record:
+def loads(kind: str, text: str, stamp: Stamp | None = None) -> Record:
+    """A record read back; `stamp` from its row (without one, it gets a trace of its own)."""
     cls = KINDS[kind]
     data = json.loads(text)
-    known = {f.name for f in dataclasses.fields(cls)}
-    return cls(**{k: v for k, v in data.items() if k in known})
+    known = {f.name for f in dataclasses.fields(cls)} - {"stamp"}
+    return cls(**{k: v for k, v in data.items() if k in known}, stamp=stamp)

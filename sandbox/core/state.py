@@ -29,12 +29,14 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sandbox.core.history import Entry, Record, dumps, loads
+from sandbox.core.history import Entry, Record
+from sandbox.traces import context as trace_context
+from sandbox.traces import store as traces
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -75,7 +77,12 @@ CREATE TABLE IF NOT EXISTS history (
     id INTEGER PRIMARY KEY,
     at REAL NOT NULL,
     kind TEXT NOT NULL,            -- a record's KIND (sandbox.core.history)
-    record TEXT NOT NULL           -- JSON
+    record TEXT NOT NULL,          -- JSON
+    trace_id TEXT,                 -- each row is a span of a trace (sandbox.traces.store)
+    span_id TEXT,
+    parent_id TEXT,
+    start REAL,                    -- when its work started; `at`: when it was written
+    resource TEXT                  -- the ARN it is about
 );
 CREATE INDEX IF NOT EXISTS history_kind ON history (kind, id);
 CREATE TABLE IF NOT EXISTS stream_checkpoints (  -- how far a mapping has read a stream's shard
@@ -137,7 +144,8 @@ def _add_message_columns(db: sqlite3.Connection) -> None:
 
 # UPGRADES[n] brings a version-n state to version n + 1. A new table needs no step (SCHEMA
 # creates what is missing); a changed one does: append a step, and the version follows.
-UPGRADES: tuple[Callable[[sqlite3.Connection], None], ...] = (_add_message_columns,)
+UPGRADES: tuple[Callable[[sqlite3.Connection], None], ...] = (_add_message_columns,
+                                                               traces.add_span_columns)
 SCHEMA_VERSION = len(UPGRADES)
 
 
@@ -193,6 +201,8 @@ class NewJob:
     due: float = 0.0
     created: float = 0.0
     attempt: int = 0
+    # The trace the job continues: its span when created (stored in the payload as "trace").
+    trace: list[str] | None = field(default_factory=trace_context.carried)
 
 
 @dataclass(frozen=True)
@@ -267,9 +277,8 @@ class Writes:
 
 
 def write_history(db: sqlite3.Connection, records: Iterable[Record], at: float) -> None:
-    """History rows, inside the caller's transaction."""
-    db.executemany("INSERT INTO history (at, kind, record) VALUES (?, ?, ?)",
-                   [(at, record.KIND, dumps(record)) for record in records])
+    """History rows (spans), inside the caller's transaction."""
+    traces.write(db, records, at)
 
 
 class State:
@@ -298,6 +307,7 @@ class State:
         db.executescript(SCHEMA)
         for upgrade in UPGRADES[version:]:
             upgrade(db)
+        db.executescript(traces.SCHEMA)
         db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         db.execute(f"PRAGMA application_id = {SANDBOX_STATE}")
         return db
@@ -339,7 +349,8 @@ class State:
                 "INSERT INTO jobs (kind, target, payload, attempt, due, created) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
                 [
-                    (j.kind, j.target, json.dumps(j.payload), j.attempt, j.due or now,
+                    (j.kind, j.target, json.dumps({**j.payload, "trace": j.trace} if j.trace
+                                                  else j.payload), j.attempt, j.due or now,
                      j.created or now)
                     for j in jobs
                 ],
@@ -422,17 +433,23 @@ class State:
     def record(self, record: Record) -> None:
         self.add(history=[record])
 
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[sqlite3.Connection]:
+        """The connection, for the queries of `sandbox.traces.query` (no transaction)."""
+        with self._lock:
+            yield self._db
+
     def history(self, since_id: int = 0, limit: int = 10_000,
                 kind: str | None = None) -> list[Entry]:
         """The records after `since_id`, oldest first; only those of `kind` when given."""
-        query = "SELECT id, at, kind, record FROM history WHERE id > ?"
+        query = f"SELECT {traces.ROW} FROM history WHERE id > ?"
         args: tuple[Any, ...] = (since_id,)
         if kind is not None:
             query += " AND kind = ?"
             args += (kind,)
         with self._lock:
             rows = self._db.execute(query + " ORDER BY id LIMIT ?", (*args, limit)).fetchall()
-        return [Entry(r[0], r[1], loads(r[2], r[3])) for r in rows]
+        return [traces.entry_of(r) for r in rows]
 
 
 class _Transaction:

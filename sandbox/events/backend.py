@@ -44,6 +44,7 @@ from sandbox.events.schedules import ScheduleExpressionError, aws_time
 from sandbox.events.schedules import parse as parse_schedule
 from sandbox.events.transform import Delivery, InputError, TargetInput, target_input
 from sandbox.settings import Settings
+from sandbox.traces import context as traces
 
 BUS = "AWS::Events::EventBus"
 RULE = "AWS::Events::Rule"
@@ -243,7 +244,8 @@ class EventBus:
             event_id = str(uuid.uuid4())
             event = envelope(entry, ACCOUNT, self.region, now, event_id)
             results.append({"EventId": event_id})
-            writes += self.accept(bus_name(entry), event, "put-events")
+            with traces.span("event"):  # the entry's span: its deliveries are its children
+                writes += self.accept(bus_name(entry), event, "put-events")
         self.state.commit(writes)
         self.on_accept()
         failed = sum("ErrorCode" in r for r in results)
@@ -368,6 +370,8 @@ class _BusSink:
 
 class RuleDelivery:
     """The `Hop` of one event to one rule target, under the target's retry policy."""
+
+    SPAN = "delivery"  # each try is a span; a dead letter, its child
 
     def __init__(self, bus: EventBus) -> None:
         self.bus = bus

@@ -51,6 +51,7 @@ from sandbox.events.schedules import (
     aws_time,
     parse,
 )
+from sandbox.traces import context as traces
 
 SCHEDULE = "AWS::Scheduler::Schedule"
 SCHEDULE_GROUP = "AWS::Scheduler::ScheduleGroup"
@@ -163,6 +164,8 @@ class EventBridgeScheduler:
 
 class SchedulerDelivery:
     """The `Hop` of one firing of a schedule to its target, under its retry policy."""
+
+    SPAN = "delivery"
 
     def __init__(self, scheduler: EventBridgeScheduler, region: str) -> None:
         self.scheduler = scheduler
@@ -319,7 +322,7 @@ class ScheduleClock:
         for name, due in self.next.items():
             if due is not None and due <= now:
                 try:
-                    self._commit(self.entries[name].fire(due, False))
+                    self._fire(self.entries[name], due, False)
                 except StorageFull:  # fired once space returns: no firing is skipped
                     return STORAGE_FULL_PAUSE_S
                 self.next[name] = self.entries[name].timing.next_after(due)
@@ -332,8 +335,13 @@ class ScheduleClock:
         entry = self.entries[name]
         if not entry.enabled:
             raise ValueError(f"{entry.kind} {name} is DISABLED: it does not fire")
-        self._commit(entry.fire(self.now().replace(microsecond=0), True))
+        self._fire(entry, self.now().replace(microsecond=0), True)
         return entry
+
+    def _fire(self, entry: Due, due: datetime, manual: bool) -> None:
+        """A firing starts a trace: its record is the root, its jobs carry it on."""
+        with traces.span("schedule"):
+            self._commit(entry.fire(due, manual))
 
     def _commit(self, writes: Writes) -> None:
         self.state.commit(writes)

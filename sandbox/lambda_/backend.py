@@ -73,6 +73,7 @@ from sandbox.lambda_.records import (
 )
 from sandbox.lambda_.runtime_api import FunctionConfig, FunctionWorkers, Invocation
 from sandbox.settings import Settings
+from sandbox.traces import context as traces
 
 FUNCTION = "AWS::Lambda::Function"
 EVENT_INVOKE_CONFIG = "AWS::Lambda::EventInvokeConfig"
@@ -458,16 +459,16 @@ class LambdaService:
         if refused:
             raise refused
         request_id = request_id or str(uuid.uuid4())
-        with self._slot(config, wait_for_slot):
+        with traces.span("invocation"), self._slot(config, wait_for_slot):
             if self.settings.inject(self.settings.invoke_fault_share):
                 invocation = injected_fault(config, request_id)
             else:
                 invocation = self.workers(config, version).invoke(
                     payload, request_id, _invoked_arn(config, name_or_arn))
-        if self._closing:
-            # Killed by the sandbox stopping, not failed: not a try that counts.
-            raise Abandoned(f"{config.name}: the sandbox stopped during {request_id}")
-        self.state.record(invocation_record(invocation, self.label(config.name), context))
+            if self._closing:
+                # Killed by the sandbox stopping, not failed: not a try that counts.
+                raise Abandoned(f"{config.name}: the sandbox stopped during {request_id}")
+            self.state.record(invocation_record(invocation, self.label(config.name), context))
         return invocation
 
     @contextmanager
@@ -513,6 +514,8 @@ class _FunctionSink:
 
 class AsyncInvocation:
     """The `Hop` of one asynchronous invocation, under the function's retry settings."""
+
+    SPAN = "invocation"  # each try is the invocation's span; its destination, a child
 
     def __init__(self, service: LambdaService) -> None:
         self.service = service

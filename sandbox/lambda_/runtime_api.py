@@ -28,7 +28,6 @@ import json
 import math
 import os
 import queue
-import secrets
 import select
 import signal
 import socket
@@ -39,10 +38,12 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
+
+from sandbox.traces import context as traces
 
 RUNTIME_API = "/2018-06-01/runtime"
 # Lambda gives a function's init phase 10 s of its own, apart from the function's timeout.
@@ -140,11 +141,6 @@ def log_stream_name(now: float, version: str = "$LATEST") -> str:
     return time.strftime("%Y/%m/%d", time.gmtime(now)) + f"/[{version}]" + uuid.uuid4().hex
 
 
-def trace_id(now: float) -> str:
-    """An X-Ray trace header as Lambda hands it to the runtime (not sampled)."""
-    return f"Root=1-{int(now):08x}-{secrets.token_hex(12)};Parent={secrets.token_hex(8)};Sampled=0"
-
-
 def report_line(request_id: str, duration_ms: float, memory_mb: int, max_memory_mb: int,
                 init_duration_ms: float | None, status: str | None = None,
                 error_type: str | None = None) -> str:
@@ -215,6 +211,8 @@ class _Pending:
     payload: bytes
     invoked_arn: str  # the ARN the caller named: qualified when through a version or alias
     start_logged: bool = False
+    # Made in the invoking thread, inside the invocation's span: Root=...;Parent=<it>;Sampled=1
+    trace: str = field(default_factory=traces.header)
 
 
 @dataclass(frozen=True)
@@ -260,7 +258,7 @@ class _RuntimeApiHandler(BaseHTTPRequestHandler):
             "Lambda-Runtime-Aws-Request-Id": pending.request_id,
             "Lambda-Runtime-Deadline-Ms": str(deadline_ms),
             "Lambda-Runtime-Invoked-Function-Arn": pending.invoked_arn,
-            "Lambda-Runtime-Trace-Id": trace_id(time.time()),
+            "Lambda-Runtime-Trace-Id": pending.trace,
         })
 
     def do_POST(self) -> None:

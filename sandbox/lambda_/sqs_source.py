@@ -40,6 +40,7 @@ from sandbox.core.state import Message, StorageFull
 from sandbox.events.patterns import EventPattern, compile_pattern
 from sandbox.lambda_.backend import InvokeRefused
 from sandbox.lambda_.runtime_api import Invocation
+from sandbox.traces import context as traces
 
 DEFAULT_BATCH = 10
 DEFAULT_POLLERS = 5
@@ -215,6 +216,13 @@ class SqsPollers:
         if not kept:
             return
         payload = json.dumps({"Records": [r for _, r in kept]}).encode()
+        # The batch continues its first message's trace (SQS's AWSTraceHeader), as X-Ray does.
+        with traces.resume_header(kept[0][0].system.get("AWSTraceHeader")), \
+                traces.span("batch"):
+            self._settle_run(kept, payload)
+
+    def _settle_run(self, kept: list[tuple[Message, dict[str, Any]]], payload: bytes) -> None:
+        mapping = self.mapping
         invocation = self._invoke(payload, until=min(m.visible for m, _ in kept))
         ids = [m.id for m, _ in kept]
         failed: set[str] | None = None  # the batch comes back after the visibility timeout

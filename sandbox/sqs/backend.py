@@ -42,6 +42,7 @@ from sandbox.sqs.messages import (
     size_of,
 )
 from sandbox.sqs.store import QueueStore, Redrive, queued, sequence_number
+from sandbox.traces import context as traces
 
 QUEUE = "AWS::SQS::Queue"
 MAX_BATCH = 10
@@ -175,7 +176,8 @@ class Queues:
 
     def send_message(self, request: dict[str, Any]) -> dict[str, Any]:
         queue = self.queue(request)
-        (message,) = self._send(queue, [self._message(queue, request)])
+        with traces.span("queued"):  # its AWSTraceHeader names this span
+            (message,) = self._send(queue, [self._message(queue, request)])
         return _sent(message)
 
     def send_message_batch(self, request: dict[str, Any]) -> dict[str, Any]:
@@ -191,12 +193,13 @@ class Queues:
                                                   f"{total} bytes.")
         accepted: list[tuple[str, Message]] = []
         failed = []
-        for entry in entries:
-            try:
-                accepted.append((entry["Id"], self._message(queue, entry)))
-            except (SqsError, MessageError) as error:
-                failed.append(_failed(entry["Id"], error))
-        sent = self._send(queue, [message for _, message in accepted])
+        with traces.span("queued"):  # the first message's span; the others', its children
+            for entry in entries:
+                try:
+                    accepted.append((entry["Id"], self._message(queue, entry)))
+                except (SqsError, MessageError) as error:
+                    failed.append(_failed(entry["Id"], error))
+            sent = self._send(queue, [message for _, message in accepted])
         return {"Successful": [{"Id": entry_id, **_sent(message)}
                                for (entry_id, _), message in zip(accepted, sent, strict=True)],
                 "Failed": failed}
@@ -233,7 +236,7 @@ class Queues:
         return Message(str(uuid.uuid4()), queue.arn, body, attributes, now,
                        group_id=group or None, dedup_id=dedup,
                        sequence=sequence_number() if queue.fifo else None,
-                       visible=now + delay, system=system)
+                       visible=now + delay, system={"AWSTraceHeader": traces.header(), **system})
 
     def _send(self, queue: Queue, messages: list[Message]) -> list[Message]:
         sent = self.store.send(messages, time.time())
@@ -428,11 +431,13 @@ class _QueueSink:
                       {"DataType": "String", "StringValue": value}
                       for name, value in parcel.attributes.items()}
         now = time.time()
-        message = Message(str(uuid.uuid4()), self.queue.arn, parcel.body, attributes, now,
-                          group_id=parcel.group_id if self.queue.fifo else None,
-                          sequence=sequence_number() if self.queue.fifo else None,
-                          visible=now + self.queue.delay_s)
-        return Writes(messages=[message], history=[queued(message, parcel.via)])
+        with traces.span("queued"):
+            message = Message(str(uuid.uuid4()), self.queue.arn, parcel.body, attributes, now,
+                              group_id=parcel.group_id if self.queue.fifo else None,
+                              sequence=sequence_number() if self.queue.fifo else None,
+                              visible=now + self.queue.delay_s,
+                              system={"AWSTraceHeader": traces.header()})
+            return Writes(messages=[message], history=[queued(message, parcel.via)])
 
 
 # Request and answer shapes

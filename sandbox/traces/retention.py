@@ -1,0 +1,88 @@
+"""Keeping the history and the logs bounded: a sandbox left running for days of work and load
+tests must not grow without end (issue 14).
+
+Every `PERIOD_S` a background thread deletes, oldest first, the history (spans and the values
+they are found by) and the function log lines older than `--retention` (default 7 days), then,
+while the state file uses more than `--history-cap` megabytes, the oldest tenth of the history.
+Each deletion is a short transaction of at most `store.TRIM_BATCH` rows, so the work waits
+little. Undelivered work is never touched: jobs (accepted events, asynchronous invocations) and
+queue messages are not history; queues keep their own retention period, as SQS does.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+
+from sandbox.core.state import State
+from sandbox.traces import store
+
+log = logging.getLogger(__name__)
+
+DEFAULT_RETENTION_S = 7 * 24 * 3600
+DEFAULT_CAP_MB = 1024
+PERIOD_S = 60.0
+CAP_SHARE = 10  # over the cap, the oldest 1/CAP_SHARE of the history goes
+
+
+@dataclass(frozen=True)
+class Retention:
+    max_age_s: float = DEFAULT_RETENTION_S
+    max_bytes: int = DEFAULT_CAP_MB * 1024 * 1024
+
+
+def trim(state: State, retention: Retention, now: float | None = None) -> int:
+    """One pass: what is too old, then what is over the cap. How many history rows went."""
+    cutoff = (now or time.time()) - retention.max_age_s
+    with state.reading() as db:
+        last = store.last_before(db, cutoff)
+    deleted = _delete_through(state, last)
+    with state.transaction() as db:
+        db.execute("DELETE FROM log_events WHERE at < ?", (int(cutoff * 1000),))
+    while True:
+        with state.reading() as db:
+            used, rows = store.history_size(db)
+            last = store.oldest_ids(db, max(rows // CAP_SHARE, 1))
+        if used <= retention.max_bytes or not last:
+            return deleted
+        gone = _delete_through(state, last)
+        if not gone:
+            return deleted
+        deleted += gone
+
+
+def _delete_through(state: State, last_id: int) -> int:
+    deleted = 0
+    while last_id:
+        with state.transaction() as db:
+            gone = store.delete_through(db, last_id)
+        if not gone:
+            break
+        deleted += gone
+    return deleted
+
+
+class Trimmer:
+    """Runs `trim` every `PERIOD_S` until stopped."""
+
+    def __init__(self, state: State, retention: Retention) -> None:
+        self.state = state
+        self.retention = retention
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="retention", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(PERIOD_S):
+            try:
+                trim(self.state, self.retention)
+            except Exception:  # a full disk or a busy file: the next pass tries again
+                log.exception("trimming the history failed")
