@@ -24,6 +24,7 @@ from sandbox.journey import failure_reason, text_list, text_timeline
 from sandbox.lambda_.interpreters import InterpreterError
 from sandbox.sandbox import Sandbox
 from sandbox.settings import Settings
+from sandbox.traces import retention
 
 DEFAULT_PORT = 4000
 DEFAULT_ASSEMBLY = Path("cdk") / "cdk.out"
@@ -35,6 +36,21 @@ def share(text: str) -> float:
     if not 0 <= value <= 1:
         raise argparse.ArgumentTypeError(f"{text} is not a share between 0 and 1")
     return value
+
+
+def duration(text: str) -> float:
+    try:
+        return retention.parse_duration(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text} is not a duration (7d, 12h, 30m, or "
+                                         "seconds)") from None
+
+
+def size(text: str) -> int:
+    try:
+        return retention.parse_size(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text} is not a size (1GB, 500MB, or bytes)") from None
 
 
 def parser() -> argparse.ArgumentParser:
@@ -64,20 +80,38 @@ def parser() -> argparse.ArgumentParser:
                     help="the Python interpreter of every function's workers (it must import "
                          "awslambdaric); by default python3.X of each function's runtime when "
                          "it is on the PATH, else the sandbox's own")
+    up.add_argument("--retention", type=duration, default=retention.DEFAULT_RETENTION_S,
+                    metavar="AGE", help="keep history, traces and function logs this long: "
+                                        "7d, 12h, 30m or seconds (default: 7d)")
+    up.add_argument("--history-cap", type=size, default=retention.Retention().max_bytes,
+                    metavar="SIZE", help="trim the oldest history while the state is bigger: "
+                                         "1GB, 500MB or bytes (default: 1GB)")
+    up.add_argument("--otlp-endpoint", metavar="URL",
+                    help="send every span over OTLP/HTTP to this collector, e.g. "
+                         "http://127.0.0.1:4318/v1/traces (Jaeger, Grafana Tempo...)")
 
     dlq = commands.add_parser("dlq", help="list the messages in the failure queues")
     dlq.add_argument("--state", type=Path, default=DEFAULT_STATE)
     dlq.add_argument("--json", action="store_true", help="one JSON object a line")
 
     trace = commands.add_parser(
-        "trace", help="an item's journey (an order's) through the services, as a timeline")
-    trace.add_argument("key", help="the item's key value, e.g. the order ID")
-    source_arguments(trace)
+        "trace", help="a request's trace through the services, as a tree of spans with their "
+                      "timings: found by a trace ID, a request or message ID, or a value its "
+                      "events carry (an order ID); or a deployed item's journey (--stack)")
+    trace.add_argument("key", help="a trace ID, a request ID, or a value such as an order ID")
+    trace.add_argument("--state", type=Path, default=DEFAULT_STATE,
+                       help="the sandbox's state folder, read-only (default: %(default)s)")
+    deployed_arguments(trace)
     trace.add_argument("--logs", action="store_true", help="each invocation's log lines too")
-    trace.add_argument("--json", action="store_true", help="the journey as JSON")
+    output = trace.add_mutually_exclusive_group()
+    output.add_argument("--json", action="store_true", help="the traces (or journey) as JSON")
+    output.add_argument("--otlp-json", action="store_true",
+                        help="the traces' spans as OTLP JSON (an ExportTraceServiceRequest)")
 
     orders = commands.add_parser("orders", help="the items (orders), newest first")
-    source_arguments(orders)
+    orders.add_argument("--port", type=int, default=DEFAULT_PORT,
+                        help="the running sandbox's port (default: %(default)s)")
+    deployed_arguments(orders)
     orders.add_argument("--limit", type=int, default=20,
                         help="show this many, newest first (default: %(default)s)")
     fire_command = commands.add_parser(
@@ -99,9 +133,7 @@ def parser() -> argparse.ArgumentParser:
     return cli
 
 
-def source_arguments(command: argparse.ArgumentParser) -> None:
-    command.add_argument("--port", type=int, default=DEFAULT_PORT,
-                         help="the running sandbox's port (default: %(default)s)")
+def deployed_arguments(command: argparse.ArgumentParser) -> None:
     command.add_argument("--stack", help="read this deployed CloudFormation stack instead, "
                                          "with your AWS credentials: its table from its outputs")
     command.add_argument("--table", help="the deployed table, when the stack's outputs do not "
@@ -121,7 +153,9 @@ def up(args: argparse.Namespace) -> int:
         allowed_hosts=tuple(args.allow_host),
         python=args.python,
     )
-    sandbox = Sandbox(args.assembly, args.state, args.port, settings, reset=args.reset)
+    kept = retention.Retention(args.retention, args.history_cap)
+    sandbox = Sandbox(args.assembly, args.state, args.port, settings, reset=args.reset,
+                      retention=kept, otlp_endpoint=args.otlp_endpoint)
     stopped = threading.Event()
     # SIGTERM stops as Ctrl-C does, so `kill <pid>` leaves nothing behind either.
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())
@@ -166,12 +200,23 @@ def trace(args: argparse.Namespace) -> int:
         if deployed(args):
             session = tracing.aws_session(args.profile, args.region)
             journey = tracing.deployed_journey(session, args.stack, args.table, args.key)
-        else:
-            journey = tracing.sandbox_journey(f"http://127.0.0.1:{args.port}", args.key)
+            print(json.dumps(journey, indent=2) if args.json else
+                  text_timeline(journey, args.logs))
+            return 0
+        state = tracing.open_state(args.state)
+        found = tracing.state_traces(state, args.key)
     except tracing.TraceError as error:
         print(f"trace: {error}", file=sys.stderr)
         return 1
-    print(json.dumps(journey, indent=2) if args.json else text_timeline(journey, args.logs))
+    if args.otlp_json:
+        from sandbox.traces.otlp import as_json  # OpenTelemetry's packages: only when asked
+
+        print(json.dumps(as_json(s for t in found for s in t.spans), indent=2))
+    elif args.json:
+        print(json.dumps([t.as_dict() for t in found], indent=2))
+    else:
+        logs = tracing.invocation_logs(state) if args.logs else None
+        print("\n\n".join(tracing.text_trace(t, logs) for t in found))
     return 0
 
 

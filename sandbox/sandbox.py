@@ -49,6 +49,7 @@ from sandbox.sns.wire import SnsWire
 from sandbox.sqs.backend import Queues
 from sandbox.sqs.wire import SqsQueryWire
 from sandbox.sts.wire import StsWire
+from sandbox.traces.retention import Retention, Trimmer
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 EMULATED = {
@@ -133,12 +134,16 @@ class Sandbox:
         settings: Settings | None = None,
         reset: bool = False,
         out: TextIO = sys.stdout,
+        retention: Retention | None = None,
+        otlp_endpoint: str | None = None,
     ) -> None:
         self.assembly_dir = assembly_dir
         self.state_dir = state_dir
         self.port = port
         self.settings = settings or Settings()
         self.reset = reset
+        self.retention = retention or Retention()
+        self.otlp_endpoint = otlp_endpoint  # where spans go, over OTLP/HTTP
         self.out = out
         self.extra_routes: dict[str, Callable[[str, str, bytes], Response]] = {}
         self._stops: list[Callable[[], None]] = []
@@ -198,6 +203,7 @@ class Sandbox:
         self._stops.append(self.clock.stop)
         self.event_sources.start()
         self._stops.append(self.event_sources.stop)
+        self._start_traces()
         self.print_summary(tables)
 
     def wire(self, stacks: list[Stack]) -> list[dict[str, Any]]:
@@ -259,6 +265,20 @@ class Sandbox:
 
         self.extra_routes.update(Console.of(self).routes())
         return tables
+
+    def _start_traces(self) -> None:
+        """The history's trimming and, when asked, the spans' export: both in threads of
+        their own, reading the state behind the work."""
+        trimmer = Trimmer(self.state, self.retention)
+        trimmer.start()
+        self._stops.append(trimmer.stop)
+        if self.otlp_endpoint:
+            # OpenTelemetry's packages take half a second to import: only when asked.
+            from sandbox.traces.otlp import Exporter
+
+            exporter = Exporter(self.state, self.otlp_endpoint)
+            exporter.start()
+            self._stops.append(exporter.stop)
 
     def print_summary(self, tables: list[dict]) -> None:
         say = self.out.write

@@ -1,8 +1,10 @@
-"""`trace` and `orders`: an item's journey, or the list of items, in the terminal.
+"""`trace` and `orders`: a request's trace, or a deployed item's journey, in the terminal.
 
-Two sources, one rendering (`sandbox.journey`):
-- a running sandbox: its console's JSON API, which has the whole history (events, rules,
-  deliveries, invocations, retries, failure queues);
+Two sources:
+- a sandbox's state folder (read-only, beside a running sandbox or after it): the traces its
+  history holds, found by a trace ID, a request or message ID, or a value its events, answers
+  or messages carry (an order ID), each printed as a tree of spans with their timings
+  (`sandbox.traces`); `orders` asks a running sandbox's console for its items;
 - a deployed stack: its table, found through the stack's CloudFormation outputs (or named),
   read with the user's AWS credentials. AWS keeps no such history where we could read it
   cheaply, so a deployed item's journey is its steps (the `time_*` stamps).
@@ -14,14 +16,20 @@ import json
 import re
 import urllib.error
 import urllib.request
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
+from sandbox.core.state import State
 from sandbox.dynamodb.tables import Table, describe, find, scan
 from sandbox.journey import build_journey, newest_first, summary
+from sandbox.logs.store import LogStore
+from sandbox.traces import query
+from sandbox.traces.model import Span, Trace
 
 # The sandbox is on this machine: never through a proxy the environment names.
 _LOCAL = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -31,6 +39,74 @@ _TABLE_NAME = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
 
 class TraceError(Exception):
     """What the user must know to get an answer: no sandbox, no stack, no item."""
+
+
+# A sandbox's state
+
+
+def open_state(state_dir: Path) -> State:
+    path = state_dir / "sandbox.db"
+    if not path.exists():
+        raise TraceError(f"no sandbox state at {state_dir} (say where with --state)")
+    return State(path, read_only=True)
+
+
+def state_traces(state: State, text: str) -> list[Trace]:
+    """The traces `text` leads to, newest first."""
+    found = query.find(state, text)
+    if not found:
+        raise TraceError(f"no trace holds {text} in {state.path.parent}")
+    return sorted(found, key=lambda t: t.start, reverse=True)
+
+
+def ms_text(ms: float) -> str:
+    return f"{ms:.1f} ms" if ms < 1000 else f"{ms / 1000:.2f} s"
+
+
+def text_trace(trace: Trace, logs: Callable[[Span], list[str]] | None = None) -> str:
+    """A trace as `trace` prints it: a line of summary, then each span under its parent, with
+    its offset from the trace's start, its duration, its service and resource, and the reason
+    of a failure (marked `!`); each invocation's log lines when `logs` reads them."""
+    summary = trace.summary()
+    status = "ok" if summary["ok"] else f"{len(summary['errors'])} failed"
+    lines = [f"trace {trace.trace_id}  {summary['entry']}  {ms_text(summary['duration_ms'])}  "
+             f"{status}  ({summary['spans']} spans: {', '.join(summary['services'])})"]
+    for depth, span in trace.walk():
+        mark = " " if span.ok else "!"
+        offset = "+" + ms_text((span.start - trace.start) * 1000)
+        where = span.service + (f" {short(span.resource)}" if span.resource else "")
+        line = (f"{mark} {offset:>10} {ms_text(span.duration_ms):>10}  {'  ' * depth}"
+                f"{span.name}  [{where}]")
+        lines.append(line + (f"  {span.reason}" if span.reason and not span.ok else ""))
+        pad = " " * (25 + 2 * depth)
+        lines += [f"{pad}| {text}" for text in (logs(span) if logs else [])]
+    return "\n".join(lines)
+
+
+def short(resource: str) -> str:
+    """An ARN's last part (a function's, a queue's name), as the services name it."""
+    return resource.split(":")[6] if resource.startswith("arn:") and \
+        resource.count(":") >= 6 else resource
+
+
+def invocation_logs(state: State) -> Callable[[Span], list[str]]:
+    """Reads an invocation's lines from the log group that holds its START line, found by the
+    log groups' time index around its run (a function may log to a group of its choosing)."""
+    store = LogStore(state)
+
+    def lines(span: Span) -> list[str]:
+        request_id = getattr(span.record, "request_id", None)
+        if span.kind != "invocation" or not request_id:
+            return []
+        with state.reading() as db:
+            row = db.execute(
+                "SELECT log_group FROM log_events WHERE log_group IN (SELECT name FROM "
+                "log_groups) AND at BETWEEN ? AND ? AND message LIKE ? LIMIT 1",
+                (int(span.start * 1000) - 1000, int(span.end * 1000) + 1000,
+                 f"START RequestId: {request_id} %")).fetchone()
+        return store.invocation(row[0], request_id) if row else []
+
+    return lines
 
 
 # A running sandbox
@@ -50,10 +126,6 @@ def sandbox_get(url: str, path: str, **query: str) -> dict[str, Any]:
     except (urllib.error.URLError, OSError) as error:
         raise TraceError(f"no sandbox answering at {url} ({error}): start it with `make run`, "
                          "or say its --port") from None
-
-
-def sandbox_journey(url: str, key: str) -> dict[str, Any]:
-    return sandbox_get(url, "journey", key=key)
 
 
 def sandbox_items(url: str) -> tuple[list[dict[str, Any]], int]:

@@ -1,5 +1,6 @@
-"""`python -m sandbox trace` and `orders`: an order's journey in the terminal, from a deployed
-stack (moto's in-process CloudFormation and DynamoDB) and from a running sandbox."""
+"""`python -m sandbox trace` and `orders`: a deployed order's journey in the terminal (moto's
+in-process CloudFormation and DynamoDB), and a request's trace from a sandbox's state: made in
+process, then an order's through a running sandbox, proved span by span."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import json
 import re
 import subprocess
 import sys
+import time
 import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -18,7 +20,10 @@ import pytest
 from sandbox_process import ROOT, SandboxProcess, wait_for
 
 from sandbox.__main__ import main
-from sandbox.trace import sandbox_journey
+from sandbox.core.history import EventPut, InvocationRun
+from sandbox.core.state import State
+from sandbox.traces import context, query
+from sandbox.traces.model import Trace
 
 SERVICES = ("OrderService", "InvoiceService", "FulfilmentService", "ForecastingService",
             "LogisticService")
@@ -145,14 +150,95 @@ def test_trace_stack_says_when_the_order_is_not_there(
         f"trace: no item with ID no-such-order in table {table}")
 
 
-def test_trace_says_when_no_sandbox_is_running(capsys: pytest.CaptureFixture[str]) -> None:
-    from sandbox_process import free_port
+def test_trace_says_when_there_is_no_state(tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["trace", ORDER_ID, "--state", str(tmp_path / "none")]) == 1
+    assert capsys.readouterr().err.strip() == (
+        f"trace: no sandbox state at {tmp_path / 'none'} (say where with --state)")
 
-    port = free_port()
-    assert main(["trace", ORDER_ID, "--port", str(port)]) == 1
-    error = capsys.readouterr().err
-    assert f"no sandbox answering at http://127.0.0.1:{port}" in error
-    assert "make run" in error
+
+# A sandbox's state, made in process
+
+FUNCTION = "arn:aws:lambda:us-east-1:123456789012:function:orders-OrderService"
+
+
+def failed_run(request_id: str) -> InvocationRun:
+    now = time.time()
+    return InvocationRun(request_id, FUNCTION, "OrderService", False, now, now, 12.5, None, 40,
+                         128, error_type="ValueError", error_message="no such product")
+
+
+@pytest.fixture
+def state_dir(tmp_path: Path) -> Path:
+    """A state holding two traces that carry order o-1 (the newer failed) and one that does
+    not."""
+    state = State(tmp_path / "sandbox.db")
+    for request_id, order in (("r-1", "o-1"), ("r-2", "o-2"), ("r-3", "o-1")):
+        with context.span("event"):
+            state.record(EventPut("arn:aws:events:us-east-1:123456789012:event-bus/orders",
+                                  {"id": f"e-{request_id}", "detail-type": "order_created",
+                                   "detail": {"orderId": order}}, ["order_created"]))
+            with context.span("invocation"):
+                state.record(failed_run(request_id))
+    state.close()
+    return tmp_path
+
+
+def test_trace_prints_each_trace_a_value_leads_to_as_a_tree_newest_first(
+        state_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["trace", "o-1", "--state", str(state_dir)]) == 0
+    output = capsys.readouterr().out
+    newest, oldest = output.split("\n\n")
+    for text in (newest, oldest):
+        head, put, run = text.splitlines()
+        assert re.fullmatch(r"trace 1-[0-9a-f]{8}-[0-9a-f]{24}  order_created put  .+  1 failed"
+                            r"  \(2 spans: EventBridge, OrderService\)", head), head
+        assert re.fullmatch(r"  +\+0\.0 ms +\d+\.\d ms  order_created put  \[EventBridge "
+                            r"arn:aws:events:us-east-1:123456789012:event-bus/orders\]", put), put
+        assert re.fullmatch(r"! +\+\d+\.\d ms +12\.5 ms    OrderService invoke  \[OrderService "
+                            r"orders-OrderService\]  ValueError: no such product", run), run
+    state = State(state_dir / "sandbox.db", read_only=True)
+    [later, earlier] = query.find(state, "o-1")
+    assert newest.startswith(f"trace {later.trace_id}") and earlier.start <= later.start
+
+
+def test_trace_finds_a_trace_by_its_id_and_by_a_request_id(
+        state_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    state = State(state_dir / "sandbox.db", read_only=True)
+    [trace_id] = query.trace_ids(state, "r-2")
+    for key in (trace_id, f"Root={trace_id};Parent=0000000000000001", "r-2"):
+        assert main(["trace", key, "--state", str(state_dir)]) == 0
+        assert capsys.readouterr().out.startswith(f"trace {trace_id}  ")
+
+
+def test_trace_json_is_each_trace_with_its_spans_in_tree_order(
+        state_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["trace", "r-2", "--state", str(state_dir), "--json"]) == 0
+    [trace] = json.loads(capsys.readouterr().out)
+    put, run = trace["spans"]
+    assert (put["depth"], run["depth"]) == (0, 1) and run["parent_id"] == put["span_id"]
+    assert (run["ok"], run["reason"]) == (False, "ValueError: no such product")
+    assert run["attributes"]["faas.invocation_id"] == "r-2"
+    assert trace["errors"] == ["OrderService invoke: ValueError: no such product"]
+
+
+def test_trace_otlp_json_is_an_export_request_with_hex_ids(
+        state_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["trace", "r-2", "--state", str(state_dir), "--otlp-json"]) == 0
+    exported = json.loads(capsys.readouterr().out)
+    spans = {s["name"]: (r["resource"], s) for r in exported["resourceSpans"]
+             for scope in r["scopeSpans"] for s in scope["spans"]}
+    (bus, put), (function, run) = spans["order_created put"], spans["OrderService invoke"]
+    trace_id = query.trace_ids(State(state_dir / "sandbox.db", read_only=True), "r-2")[0]
+    assert put["traceId"] == run["traceId"] == trace_id.removeprefix("1-").replace("-", "")
+    assert run["parentSpanId"] == put["spanId"] and "parentSpanId" not in put
+    assert re.fullmatch("[0-9a-f]{16}", put["spanId"])
+    assert (put["kind"], run["kind"]) == (4, 5)  # PRODUCER, CONSUMER
+    assert run["status"] == {"code": 2, "message": "ValueError: no such product"}
+    assert {"key": "service.name", "value": {"stringValue": "OrderService"}} in \
+        function["attributes"]
+    assert {"key": "faas.invocation_id", "value": {"stringValue": "r-2"}} in run["attributes"]
+    assert bus["attributes"][0]["value"]["stringValue"] == "EventBridge"
 
 
 # A running sandbox
@@ -170,28 +256,66 @@ def run_cli(*args: str) -> str:
                           capture_output=True, text=True, timeout=60).stdout
 
 
+def order_trace(state_dir: Path, order_id: str) -> Trace | None:
+    """The order's trace once its last hop, logistic's invocation, is in it."""
+    [trace] = query.find(State(state_dir / "sandbox.db", read_only=True), order_id) or [None]
+    done = trace and any(s.service == "LogisticService" for s in trace.spans)
+    return trace if done else None
+
+
 @pytest.mark.slow
-def test_trace_shows_an_orders_five_services_in_causal_order(sandbox: SandboxProcess) -> None:
+def test_an_orders_trace_holds_every_hop_under_its_parent(sandbox: SandboxProcess) -> None:
     with urllib.request.urlopen(f"{sandbox.url}/prod/order", timeout=60) as answer:
         order_id = json.load(answer)["ID"]
-    wait_for(lambda: sandbox_journey(sandbox.url, order_id)["status"] == "complete", 60,
-             f"order {order_id}'s journey to complete")
+    trace = wait_for(lambda: order_trace(sandbox.state, order_id), 60,
+                     f"order {order_id}'s trace to reach logistic")
 
-    output = run_cli("trace", order_id, "--port", str(sandbox.port))
+    def one(spans: list, service: str, kind: str) -> Any:
+        [span] = [s for s in spans if s.service == service and s.kind == kind]
+        return span
 
-    listed = services_section(output)
-    names = [name for name, _ in listed]
-    assert sorted(names) == sorted(SERVICES)
-    assert names[0] == "OrderService"
-    assert names.index("FulfilmentService") < names.index("LogisticService")
-    assert all(re.fullmatch(OFFSET, offset) for _, offset in listed), listed
-    offsets = [in_seconds(offset) for _, offset in listed]
-    assert offsets[0] == 0 and offsets == sorted(offsets)
-    for name in STAMPS:
-        assert re.search(rf"^  +{OFFSET}  \w+Service +stamped {name} = ", output, re.M), name
-    published = [line for line in output.splitlines() if " published " in line]
-    assert [line.split()[2] for line in published] == ["OrderService", "FulfilmentService"]
+    [api] = trace.roots
+    assert (api.kind, api.name, api.span_kind) == ("api", "GET /order", "SERVER")
+    [order] = trace.children[api.span_id]
+    assert (order.service, order.kind) == ("OrderService", "invocation")
+    [created] = trace.children[order.span_id]
+    assert (created.kind, created.name) == ("event", "order_created put")
+    deliveries = trace.children[created.span_id]
+    assert [d.kind for d in deliveries] == ["delivery"] * 3
+    consumers = [c for d in deliveries for c in trace.children[d.span_id]]
+    assert sorted(c.service for c in consumers) == ["FulfilmentService", "ForecastingService",
+                                                    "InvoiceService"]
+    assert {c.kind for c in consumers} == {"invocation"}
+    fulfilment = one(consumers, "FulfilmentService", "invocation")
+    [completed] = trace.children[fulfilment.span_id]
+    assert (completed.kind, completed.name) == ("event", "fulfilment_completed put")
+    [handed] = trace.children[completed.span_id]
+    [logistic] = trace.children[handed.span_id]
+    assert (handed.kind, logistic.service) == ("delivery", "LogisticService")
+    assert len(trace.spans) == 12 and {s.trace_id for s in trace.spans} == {trace.trace_id}
+    assert all(s.ok for s in trace.spans)
+    assert all(trace.children.get(c.span_id) is None
+               for c in consumers if c is not fulfilment)
+    assert [s.trace_id for s in [logistic]] == [api.trace_id]
 
-    [row] = [line for line in run_cli("orders", "--port", str(sandbox.port)).splitlines()
-             if line.startswith(order_id)]
-    assert row.split()[2:4] == ["5/5", "complete"]
+    output = run_cli("trace", order_id, "--state", str(sandbox.state), "--logs")
+    lines = output.splitlines()
+    assert lines[0].startswith(f"trace {trace.trace_id}  GET /order  ")
+    names = [re.sub(r"^[ !] +\+\S+ \w+ +\S+ \w+  ", "", line) for line in lines[1:]
+             if not line.strip().startswith("|")]
+    assert names[0] == "GET /order  [API Gateway OrderApi]"
+    assert names[1].startswith("  OrderService invoke  [OrderService ")
+    assert names[2].startswith("    order_created put  [EventBridge ")
+    assert f'"ID": "{order_id}"' in output  # the order service's log line, under its run
+    assert re.search(r"^ +\| REPORT RequestId: ", output, re.M)
+
+
+@pytest.mark.slow
+def test_orders_lists_the_running_sandboxs_orders(sandbox: SandboxProcess) -> None:
+    with urllib.request.urlopen(f"{sandbox.url}/prod/order", timeout=60) as answer:
+        order_id = json.load(answer)["ID"]
+    wait_for(lambda: order_trace(sandbox.state, order_id), 60,
+             f"order {order_id}'s trace to reach logistic")
+    wait_for(lambda: [line for line in run_cli("orders", "--port", str(sandbox.port))
+                      .splitlines() if line.startswith(order_id) and " 5/5 " in line], 30,
+             f"order {order_id} listed with its five steps")

@@ -117,8 +117,9 @@ def span_of(entry: Entry) -> Span:
     stamp = record.stamp
     start = stamp.start
     end = entry.at
-    if isinstance(record, InvocationRun):
-        start, end = record.started, record.started + record.duration_ms / 1000
+    if isinstance(record, InvocationRun):  # a cold start's init is part of its invocation
+        ran_ms = record.duration_ms + (record.init_duration_ms or 0)
+        start, end = record.started, record.started + ran_ms / 1000
     described = _describe(record)
     return Span(entry.id, stamp.trace_id, stamp.span_id, stamp.parent_id, min(start, end), end,
                 record.KIND, *described, record)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from sandbox.core.history import Entry
 from sandbox.core.state import State
-from sandbox.traces import store
+from sandbox.traces import context, store
 from sandbox.traces.model import Span, Trace, span_of
 
 RECENT_SCAN = 4  # root spans read per trace listed: a trace may have a few (a retried entry)
@@ -35,8 +35,10 @@ def entries_of(state: State, trace_ids: list[str]) -> list[Entry]:
 
 
 def trace_ids(state: State, text: str, limit: int = 20) -> list[str]:
-    """The traces `text` names: a trace ID (with or without `Root=`), or a value they carry."""
-    text = text.strip().removeprefix("Root=")
+    """The traces `text` names: a trace ID (alone, or as a whole `X-Amzn-Trace-Id` header),
+    or a value they carry."""
+    text = text.strip()
+    text = context.parse_header(text).get("Root", text) if text.startswith("Root=") else text
     with state.reading() as db:
         if store.trace_rows(db, text):
             return [text]

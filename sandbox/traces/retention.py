@@ -27,10 +27,35 @@ PERIOD_S = 60.0
 CAP_SHARE = 10  # over the cap, the oldest 1/CAP_SHARE of the history goes
 
 
+DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+SIZE_UNITS = {"B": 1, "KB": 1024, "MB": 1024**2, "GB": 1024**3, "TB": 1024**4}
+
+
 @dataclass(frozen=True)
 class Retention:
     max_age_s: float = DEFAULT_RETENTION_S
     max_bytes: int = DEFAULT_CAP_MB * 1024 * 1024
+
+
+def parse_duration(text: str) -> float:
+    """`--retention`: `7d`, `12h`, `30m`, `90s` or a number of seconds."""
+    value = text.strip().lower()
+    unit = DURATION_UNITS.get(value[-1:]) if value else None
+    seconds = float(value[:-1] if unit else value) * (unit or 1)
+    if seconds <= 0:
+        raise ValueError(f"{text}: a retention must be longer than nothing")
+    return seconds
+
+
+def parse_size(text: str) -> int:
+    """`--history-cap`: `1GB`, `500MB`, `64KB` (powers of 1024) or a number of bytes."""
+    value = text.strip().upper().replace(" ", "")
+    unit = next((u for u in sorted(SIZE_UNITS, key=len, reverse=True)
+                 if value.endswith(u)), "")
+    size = int(float(value[:len(value) - len(unit)]) * SIZE_UNITS.get(unit, 1))
+    if size <= 0:
+        raise ValueError(f"{text}: a size cap must be more than nothing")
+    return size
 
 
 def trim(state: State, retention: Retention, now: float | None = None) -> int:
