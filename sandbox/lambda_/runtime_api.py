@@ -641,15 +641,33 @@ class FunctionWorkers:
         worker.stop()
         raise RuntimeError(f"function {self.config.name}: workers are closed")
 
-    def _release(self, worker: _Worker, reusable: bool) -> None:
-        if not reusable:
-            worker.stop()
+    @property
+    def busy(self) -> int:
+        """How many invocations are running now."""
         with self._cond:
-            if reusable and worker in self._workers:
+            return len(self._workers) - len(self._idle)
+
+    def retire(self) -> int:
+        """Watch mode: stop the idle workers now and the busy ones when they finish, so the
+        next invocation starts on the code as saved. Returns how many workers were warm."""
+        with self._cond:
+            workers, idle = self._workers, self._idle
+            self._workers, self._idle = [], []
+            self._cond.notify_all()
+        for worker in idle:
+            worker.stop()
+        return len(workers)
+
+    def _release(self, worker: _Worker, reusable: bool) -> None:
+        with self._cond:
+            reusable = reusable and worker in self._workers  # a retired worker is not
+            if reusable:
                 self._idle.append(worker)
             elif worker in self._workers:
                 self._workers.remove(worker)
             self._cond.notify_all()
+        if not reusable:
+            worker.stop()
 
     def _exited(self, worker: _Worker) -> None:
         """A worker's process ended (killed, crashed, init failed): never hand it out again."""
