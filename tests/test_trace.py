@@ -283,7 +283,7 @@ def test_an_orders_trace_holds_every_hop_under_its_parent(sandbox: SandboxProces
     deliveries = trace.children[created.span_id]
     assert [d.kind for d in deliveries] == ["delivery"] * 3
     consumers = [c for d in deliveries for c in trace.children[d.span_id]]
-    assert sorted(c.service for c in consumers) == ["FulfilmentService", "ForecastingService",
+    assert sorted(c.service for c in consumers) == ["ForecastingService", "FulfilmentService",
                                                     "InvoiceService"]
     assert {c.kind for c in consumers} == {"invocation"}
     fulfilment = one(consumers, "FulfilmentService", "invocation")
