@@ -13,7 +13,7 @@ from sandbox.core.history import DeliveryAttempt, EventPut, InvocationRun
 from sandbox.core.state import Message, NewJob, State
 from sandbox.traces import context, query, store
 from sandbox.traces.model import Trace, span_of
-from sandbox.traces.retention import Retention, trim
+from sandbox.traces.retention import Retention, parse_duration, parse_size, trim
 
 
 @pytest.fixture
@@ -172,3 +172,31 @@ def test_a_record_of_an_earlier_state_is_a_trace_of_its_own(tmp_path: Path) -> N
     span = span_of(entry)
     assert span.trace_id.startswith("1-") and span.parent_id is None
     upgraded.close()
+
+
+@pytest.mark.parametrize("text, seconds", [("7d", 7 * 86400), ("12h", 43200), ("30m", 1800),
+                                           ("90s", 90), ("3600", 3600), ("1.5h", 5400)])
+def test_a_retention_is_days_hours_minutes_or_seconds(text: str, seconds: float) -> None:
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text, size", [("1GB", 1024**3), ("500MB", 500 * 1024**2),
+                                        ("64kb", 64 * 1024), ("2048", 2048)])
+def test_a_history_cap_is_a_size(text: str, size: int) -> None:
+    assert parse_size(text) == size
+
+
+def test_up_takes_the_retention_and_the_cap_and_refuses_nonsense(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from sandbox.__main__ import parser
+
+    args = parser().parse_args(["up", "--retention", "12h", "--history-cap", "500MB"])
+    assert (args.retention, args.history_cap) == (43200, 500 * 1024**2)
+    defaults = parser().parse_args(["up"])
+    assert Retention(defaults.retention, defaults.history_cap) == Retention()
+    for option, value in (("--retention", "0"), ("--retention", "soon"),
+                          ("--history-cap", "big")):
+        with pytest.raises(SystemExit) as exited:
+            parser().parse_args(["up", option, value])
+        assert exited.value.code == 2
+        assert f"argument {option}: {value} is not a" in capsys.readouterr().err
