@@ -1,18 +1,25 @@
-"""The console: a page the sandbox serves under `/console/` that shows the tables' items (our
-orders), each item's journey through the services, and the failure queues, live.
+"""The console: a page the sandbox serves under `/console/` that shows any app's traces, live,
+and what each of its resources did (buses, functions, queues, tables), whatever the app is.
 
 Served through `Sandbox.extra_routes`, on the sandbox's one port; the page is three static
-files in `sandbox/console/` (no CDN, no build step) that poll one JSON endpoint with a `since`
-cursor, the id of the last history record: while nothing new has happened the answer is a
-few bytes. What is shown is built by `sandbox.journey` from the history, the table items and
-the function logs; the pure parts here (routes, the API's buttons, the failure messages) are
-apart from the `Console` that reads those.
+files in `sandbox/console/` (no CDN, no build step). Every answer is read through the trace
+store's indexed queries (`sandbox.traces.query`), never a scan of the history, so a refresh
+costs what changed, not what happened since the start:
+- `api/traces?since=<cursor>`: the traces that got a span after the cursor (all the page
+  polls; nothing new is a few bytes), or the newest traces without one;
+- `api/trace?id=`: one trace as a waterfall, each invocation with its log lines;
+- `api/search?q=`: the traces a trace ID, request or message ID, or value (an order ID) leads to;
+- `api/resource?type=&name=`: a bus's events and the rules they matched, a function's
+  invocations, a queue's messages, a table's items under their full key;
+- `api/failures`: what each dead-letter queue and on-failure destination holds, and why;
+- `api/overview`: each table item's steps, what `orders` lists (a command, not a refresh).
+The pure parts here (routes, failure messages, waterfall rows) are apart from the `Console`.
 """
 
 from __future__ import annotations
 
 import json
-import threading
+import re
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,20 +27,20 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 from sandbox.apigateway.rest_api import RestApi
-from sandbox.core.history import InvocationRun
+from sandbox.core.history import EventPut, InvocationRun, MessageQueued
 from sandbox.core.state import Message, State
 from sandbox.core.wire import Response
 from sandbox.dynamodb.local import client as local_client
-from sandbox.dynamodb.tables import Table, describe, find, scan
+from sandbox.dynamodb.tables import Table, describe, scan
 from sandbox.journey import (
-    HistoryIndex,
     build_journey,
     failure_reason,
     newest_first,
-    step_names,
+    plain_item,
     summary,
-    values_in_message,
 )
+from sandbox.traces import query
+from sandbox.traces.model import Span, Trace
 
 if TYPE_CHECKING:
     from sandbox.sandbox import Sandbox
@@ -51,35 +58,32 @@ SECURITY_HEADERS = [
     ("X-Content-Type-Options", "nosniff"),
     ("Cache-Control", "no-store"),
 ]
-LIST_LIMIT = 200  # items in the list, messages of a queue: the newest
-
+LIST_LIMIT = 100  # traces listed, spans of a resource, items of a table: the newest
+SINCE_LIMIT = 2_000  # spans one refresh reads; past it the page starts over from the newest
+_PARAMETER = re.compile(r"\{([^}]+)\}")
+RESOURCE_TYPES = ("bus", "function", "queue", "table")
 
 
 # Pure parts
 
 
-def api_calls(apis: Iterable[RestApi]) -> list[dict[str, str]]:
-    """One button per REST API route a browser can open as it is (GET, no path parameter).
-    An app with one such route is the shape this console is for, a GET that makes an item:
-    `GET /prod/order` reads "Create order", and the items are called orders. With several,
-    each button names its route."""
-    calls = []
+def api_routes(apis: Iterable[RestApi]) -> list[dict[str, Any]]:
+    """Every route of every REST API stage, as the page's "call this route" form offers it:
+    the methods it answers (ANY: each of them), the path under its stage and its parameters."""
+    routes = []
     for api in apis:
         for method in api.methods:
-            if method.http_method not in ("GET", "ANY") or "{" in method.resource_path:
-                continue
-            noun = method.resource_path.rstrip("/").rsplit("/", 1)[-1]
+            verbs = (["GET", "POST", "PUT", "PATCH", "DELETE"] if method.http_method == "ANY"
+                     else [method.http_method])
             path = f"/{api.stage}{method.resource_path}"
-            calls.append({"method": "GET", "path": path, "noun": noun,
-                          "label": f"Call GET {path}"})
-    if len(calls) == 1 and calls[0]["noun"]:
-        calls[0]["label"] = f"Create {calls[0]['noun']}"
-    return calls
+            routes.append({"api": api.name, "methods": verbs, "path": path,
+                           "parameters": _PARAMETER.findall(method.resource_path)})
+    return routes
 
 
 def json_response(status: int, value: Any) -> Response:
     return (status, [("Content-Type", "application/json"), *SECURITY_HEADERS],
-            json.dumps(value).encode())
+            json.dumps(value, default=str).encode())
 
 
 def static_file(name: str) -> Response:
@@ -92,10 +96,9 @@ def static_file(name: str) -> Response:
     return 200, [("Content-Type", STATIC_TYPES[name]), *SECURITY_HEADERS], data
 
 
-def failure_message(message: Message, queue_name: str,
-                    keys: Mapping[str, str]) -> dict[str, Any]:
-    """A failure queue's message as the page shows it: why it is there, which items it
-    belongs to (`keys`: key value -> table) and what event it carried."""
+def failure_message(message: Message, queue_name: str) -> dict[str, Any]:
+    """A failure queue's message as the page shows it: why it is there, and the event it
+    carried (its id finds the trace)."""
     try:
         body = json.loads(message.body)
     except ValueError:
@@ -106,17 +109,14 @@ def failure_message(message: Message, queue_name: str,
         attempts = body["requestContext"].get("approximateInvokeCount")
     else:
         attempts = int(message.strings().get("RETRY_ATTEMPTS", "0")) + 1
-    found = sorted(values_in_message(message.body) & keys.keys())
     return {
         "id": message.id,
         "queue": queue_name,
         "sent": message.sent,
-        "sent_time": datetime.fromtimestamp(message.sent, UTC).isoformat(
-            timespec="milliseconds").replace("+00:00", "Z"),
+        "sent_time": _iso(message.sent),
         "source": "lambda" if lambda_record else "eventbridge",
         "reason": failure_reason(message.strings(), body),
         "attempts": attempts,
-        "items": [{"table": keys[key], "key": key} for key in found],
         "event": ({"id": event.get("id"), "detail_type": event.get("detail-type"),
                    "source": event.get("source")} if isinstance(event, dict) else None),
         "attributes": message.strings(),
@@ -124,9 +124,41 @@ def failure_message(message: Message, queue_name: str,
     }
 
 
+def marks(span: Span) -> list[str]:
+    """What the waterfall flags on a span: a cold start, a retry, a failure."""
+    out = []
+    if span.attributes.get("faas.coldstart"):
+        out.append("cold start")
+    attempt = span.attributes.get("aws.retry.attempt") or span.attributes.get(
+        "aws.lambda.attempt") or 1
+    if attempt > 1:
+        out.append(f"retry {attempt - 1}")
+    if not span.ok:
+        out.append("failed")
+    return out
+
+
+def waterfall(trace: Trace, logs: Callable[[str, str], list[str]]) -> dict[str, Any]:
+    """A trace's spans, parents before children, each with its offset from the trace's start,
+    its marks and, for an invocation, its log lines (`logs(function, request_id)`)."""
+    spans = []
+    for depth, span in trace.walk():
+        row = {**span.as_dict(), "depth": depth, "marks": marks(span),
+               "offset_ms": round((span.start - trace.start) * 1000, 2)}
+        if isinstance(span.record, InvocationRun):
+            row["logs"] = logs(span.record.function, span.record.request_id)
+        spans.append(row)
+    return {**trace.summary(), "spans": spans}
+
+
 def query_of(path: str) -> tuple[str, dict[str, str]]:
     url = urlsplit(path)
     return url.path, {name: values[-1] for name, values in parse_qs(url.query).items()}
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds").replace(
+        "+00:00", "Z")
 
 
 # The console
@@ -137,44 +169,48 @@ class Console:
         self,
         state: State,
         dynamodb: Any,
-        log_lines: Callable[[str], list[str]],
-        calls: list[dict[str, str]],
-        rule_targets: Mapping[tuple[str, str], int],
-        labels: Mapping[str, str],
-        failure_queues: Mapping[str, str],
+        logs: Callable[[str, str], list[str]],
+        routes: list[dict[str, Any]],
+        buses: Mapping[str, list[str]],
+        functions: Mapping[str, str],
+        queues: Mapping[str, str],
+        failure_queues: Iterable[str],
         title: str,
     ) -> None:
-        """`dynamodb` is a boto3 client for the tables; `failure_queues` maps the ARN of
-        each dead-letter queue and on-failure destination to its name."""
+        """`dynamodb` is a boto3 client for the tables; `logs(function, request_id)` the lines
+        of one invocation; `buses` maps each bus to its rules, `functions` each function name
+        to its display name, `queues` each queue ARN to its name; `failure_queues` are the ARNs
+        of the dead-letter queues and on-failure destinations."""
         self.state = state
         self.dynamodb = dynamodb
-        self.log_lines = log_lines
-        self.calls = calls
-        self.rule_targets = dict(rule_targets)
-        self.labels = dict(labels)
-        self.failure_queues = dict(failure_queues)
+        self.logs = logs
+        self.routes_ = routes
+        self.buses = dict(buses)
+        self.functions = dict(functions)
+        self.queues = dict(queues)
+        self.failure_queues = [arn for arn in failure_queues if arn in self.queues]
         self.title = title
-        self.index = HistoryIndex()
-        self._lock = threading.Lock()
-        self._tables: dict[str, Table] = {}
 
     @classmethod
     def of(cls, sandbox: Sandbox) -> Console:
         """The console of a sandbox whose parts have started (before its endpoint)."""
         rules = [rule for rules in sandbox.bus.rules.values() for rule in rules if rule.enabled]
-        queues = {target.dead_letter_arn for rule in rules for target in rule.targets
-                  if target.dead_letter_arn}
-        queues |= {arn for c in sandbox.lambda_.async_configs.values()
-                   for arn in (c.on_failure, c.dead_letter) if arn and arn in sandbox.queues.names}
+        failures = {target.dead_letter_arn for rule in rules for target in rule.targets
+                    if target.dead_letter_arn}
+        failures |= {arn for c in sandbox.lambda_.async_configs.values()
+                     for arn in (c.on_failure, c.dead_letter) if arn}
+        queues = {arn: sandbox.queues.names.get(arn, arn.split(":")[-1])
+                  for arn in sorted({*sandbox.queues.names, *failures})
+                  if ":sqs:" in arn or arn in sandbox.queues.names}
         return cls(
             state=sandbox.state,
             dynamodb=local_client(sandbox.dynamodb.endpoint_url),
-            log_lines=sandbox.logs.lines,
-            calls=api_calls(sandbox.apis),
-            rule_targets={(rule.bus, rule.name): len(rule.targets) for rule in rules},
-            labels=sandbox.lambda_.labels,
-            failure_queues={arn: sandbox.queues.names.get(arn, arn.split(":")[-1])
-                            for arn in sorted(queues)},
+            logs=sandbox.logs.invocation,
+            routes=api_routes(sandbox.apis),
+            buses={bus: [r.name for r in rules] for bus, rules in sandbox.bus.rules.items()},
+            functions=dict(sandbox.lambda_.labels),
+            queues=queues,
+            failure_queues=sorted(failures),
             title=", ".join(stack.name for stack in sandbox.stacks),
         )
 
@@ -182,103 +218,144 @@ class Console:
         return {PREFIX: self.handle}
 
     def handle(self, method: str, path: str, body: bytes) -> Response:
-        route, query = query_of(path)
+        route, args = query_of(path)
         if method not in ("GET", "HEAD"):
             return json_response(405, {"message": f"{method} is not served here: use GET"})
         if route == PREFIX:
             return 302, [("Location", PREFIX + "/")], b""
         name = route.removeprefix(PREFIX + "/")
-        if name == "api/overview":
-            since = query.get("since")
-            if since is not None and not since.isdigit():
-                return json_response(400, {"message": f"since must be a history id: {since}"})
-            return json_response(200, self.overview(int(since) if since else None))
-        if name == "api/journey":
-            if not query.get("key"):
-                return json_response(400, {"message": "say which item: ?key=<its key value>"})
-            journey = self.journey(query["key"], query.get("table"))
-            if journey is None:
-                return json_response(404, {"message": f"no item with key {query['key']} in "
-                                                      f"{query.get('table') or 'any table'}"})
-            return json_response(200, journey)
-        return static_file(name)
+        if not name.startswith("api/"):
+            return static_file(name)
+        answer = self.api(name.removeprefix("api/"), args)
+        return json_response(*answer)
+
+    def api(self, name: str, args: Mapping[str, str]) -> tuple[int, Any]:
+        if name == "app":
+            return 200, self.app()
+        if name == "overview":  # what `orders` reads of a running sandbox
+            return 200, self.items()
+        if name == "traces":
+            since = args.get("since", "")
+            if since and not since.isdigit():
+                return 400, {"message": f"since must be a cursor (a number): {since}"}
+            return 200, self.traces(int(since) if since else None)
+        if name == "trace":
+            found = self.trace(args.get("id", ""))
+            return (200, found) if found else (404, {"message": f"no trace {args.get('id')}"})
+        if name == "search":
+            if not args.get("q", "").strip():
+                return 400, {"message": "say what to search: ?q=<an ID or a value>"}
+            return 200, self.search(args["q"])
+        if name == "resource":
+            kind, which = args.get("type", ""), args.get("name", "")
+            if kind not in RESOURCE_TYPES or not which:
+                return 400, {"message": f"say which resource: ?type=({'|'.join(RESOURCE_TYPES)})"
+                                        "&name=<its name or ARN>"}
+            return 200, self.resource(kind, which)
+        if name == "failures":
+            return 200, self.failures()
+        return 404, {"message": f"no such console API: {name}"}
 
     # The API
 
-    def overview(self, since: int | None = None) -> dict[str, Any]:
-        """Everything the page lists, or only the cursor when nothing happened since."""
-        cursor = self._catch_up()
-        if since is not None and since == cursor:
-            return {"cursor": cursor, "unchanged": True}
-        summaries = []
-        keys: dict[str, str] = {}
-        tables = self.tables()
-        for table in tables:
-            for item in scan(self.dynamodb, table):
-                key = str(item.get(table.key_name, ""))
-                keys[key] = table.name
-                summaries.append(summary(self._journey(table, item, with_logs=False)))
-        nouns = {call["noun"] for call in self.calls if call["label"].startswith("Create ")}
+    def app(self) -> dict[str, Any]:
+        """What does not change while the sandbox runs: the app's routes and resources."""
         return {
-            "cursor": cursor,
             "title": self.title,
-            "noun": nouns.pop() if len(nouns) == 1 else "item",
-            "calls": self.calls,
-            "tables": [table.name for table in tables],
-            "keys": {table.name: table.key_name for table in tables},
-            "steps": step_names(summaries),
-            "total": len(summaries),
-            "items": newest_first(summaries)[:LIST_LIMIT],
-            "failures": self.failures(keys),
+            "routes": self.routes_,
+            "resources": {
+                "bus": [{"name": b, "label": b, "rules": r} for b, r in self.buses.items()],
+                "function": [{"name": f, "label": label}
+                             for f, label in sorted(self.functions.items(), key=lambda x: x[1])],
+                "queue": [{"name": arn, "label": name, "failure": arn in self.failure_queues}
+                          for arn, name in self.queues.items()],
+                "table": [{"name": t, "label": t}
+                          for t in self.dynamodb.list_tables()["TableNames"]],
+            },
         }
 
-    def journey(self, key: str, table_name: str | None = None) -> dict[str, Any] | None:
-        self._catch_up()
-        for table in self.tables():
-            if table_name in (None, table.name):
-                item = find(self.dynamodb, table, key)
-                if item is not None:
-                    return self._journey(table, item, with_logs=True)
-        return None
+    def traces(self, since: int | None) -> dict[str, Any]:
+        """The newest traces, or those that got a span after `since`; and the new cursor."""
+        if since is not None:
+            spans, cursor = query.since(self.state, since, SINCE_LIMIT)
+            if len(spans) < SINCE_LIMIT:
+                ids = list(dict.fromkeys(s.trace_id for s in reversed(spans)))[:LIST_LIMIT]
+                found = (query.one(self.state, i) for i in ids)
+                return {"cursor": cursor, "traces": [t.summary() for t in found if t]}
+        cursor = query.cursor(self.state)
+        return {"cursor": cursor, "reset": since is not None,
+                "traces": query.recent(self.state, LIST_LIMIT)}
 
-    def failures(self, keys: Mapping[str, str]) -> list[dict[str, Any]]:
+    def trace(self, trace_id: str) -> dict[str, Any] | None:
+        found = query.one(self.state, trace_id.strip().removeprefix("Root="))
+        return waterfall(found, self.logs) if found else None
+
+    def search(self, text: str) -> dict[str, Any]:
+        return {"query": text, "traces": [t.summary() for t in query.find(self.state, text)]}
+
+    def resource(self, kind: str, name: str) -> dict[str, Any]:
+        if kind == "table":
+            return self.table(name)
+        spans = query.of_resource(self.state, name, LIST_LIMIT)
+        rows: list[dict[str, Any]] = []
+        for span in spans:
+            record = span.record
+            row = {"trace_id": span.trace_id, "start": span.start, "name": span.name,
+                   "duration_ms": span.duration_ms, "ok": span.ok, "reason": span.reason,
+                   "marks": marks(span)}
+            if kind == "bus" and isinstance(record, EventPut):
+                rows.append({**row, "event_id": record.event.get("id"),
+                             "detail_type": record.event.get("detail-type"),
+                             "source": record.event.get("source"), "rules": record.rules,
+                             "via": record.via, "event": record.event})
+            elif kind == "function" and isinstance(record, InvocationRun):
+                rows.append({**row, "request_id": record.request_id, "trigger": record.trigger,
+                             "logs": self.logs(record.function, record.request_id)})
+            elif kind == "queue" and isinstance(record, MessageQueued):
+                rows.append({**row, "message_id": record.message_id, "via": record.via,
+                             "body": record.body})
+        held = len(self.state.messages(name)) if kind == "queue" else None
+        return {"type": kind, "name": name, "rows": rows, "held": held}
+
+    def table(self, name: str) -> dict[str, Any]:
+        """The newest page of a table's items, each under its full key (partition and sort)."""
+        schema = self.dynamodb.describe_table(TableName=name)["Table"]["KeySchema"]
+        key = [k["AttributeName"] for k in sorted(schema, key=lambda k: k["KeyType"])]
+        page = self.dynamodb.scan(TableName=name, Limit=LIST_LIMIT)
+        items = [plain_item(item) for item in page["Items"]]
+        return {"type": "table", "name": name, "key": key,  # HASH sorts before RANGE
+                "rows": [{"key": {k: item.get(k) for k in key},
+                          "item": {k: v for k, v in item.items() if k not in key}}
+                         for item in items],
+                "more": "LastEvaluatedKey" in page}
+
+    def failures(self) -> list[dict[str, Any]]:
         """Each failure queue with its newest messages, oldest first, and how many it holds."""
-        messages = self.state.messages()
         queues = []
-        for arn, name in self.failure_queues.items():
-            held = [m for m in messages if m.queue == arn]
+        for arn in self.failure_queues:
+            held = self.state.messages(arn)
+            name = self.queues[arn]
             queues.append({"queue": name, "arn": arn, "count": len(held),
-                           "messages": [failure_message(m, name, keys)
-                                        for m in held[-LIST_LIMIT:]]})
+                           "messages": [failure_message(m, name) for m in held[-LIST_LIMIT:]]})
         return queues
 
-    # Reading
+    # The items, as `orders` lists them
 
-    def tables(self) -> list[Table]:
-        names = self.dynamodb.list_tables()["TableNames"]
-        for name in names:
-            if name not in self._tables:
-                self._tables[name] = describe(self.dynamodb, name)
-        return [self._tables[name] for name in names]
+    def items(self) -> dict[str, Any]:
+        """Each table's items with their journeys (steps and status), newest first: the
+        traces of an item are those that carry its key, found by the value index."""
+        tables = [describe(self.dynamodb, t) for t in self.dynamodb.list_tables()["TableNames"]]
+        summaries = [summary(self._journey(t, item)) for t in tables
+                     for item in scan(self.dynamodb, t)]
+        return {"items": newest_first(summaries), "total": len(summaries)}
 
-    def _catch_up(self) -> int:
-        """Index the history written since the last call; the cursor is the last record's id."""
-        with self._lock:
-            while True:
-                records = self.state.history(self.index.last_id)
-                if not records:
-                    return self.index.last_id
-                self.index.add(records)
-
-    def _journey(self, table: Table, item: dict[str, Any], with_logs: bool) -> dict[str, Any]:
+    def _journey(self, table: Table, item: dict[str, Any]) -> dict[str, Any]:
         key = str(item.get(table.key_name, ""))
-        with self._lock:
-            records = self.index.records_of(key)
-        services = {r.record.service for r in records if isinstance(r.record, InvocationRun)}
-        logs = {service: self._log(service) for service in sorted(services)} if with_logs else {}
-        return build_journey(item, table.key_name, table.name, records, logs,
-                             self.rule_targets, self.labels)
-
-    def _log(self, service: str) -> list[str]:
-        """The lines of one function (its lane's label), from its log group in the state."""
-        return self.log_lines(service)
+        records = query.entries_of(self.state, query.trace_ids(self.state, key))
+        logs: dict[str, list[str]] = {}
+        for entry in records:
+            if isinstance(entry.record, InvocationRun):
+                run = entry.record
+                logs.setdefault(run.service, []).extend(self.logs(run.function, run.request_id))
+        return build_journey(item, table.key_name, table.name, records, logs, None,
+                             self.functions)
