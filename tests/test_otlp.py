@@ -20,10 +20,10 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 from sandbox_process import SandboxProcess, wait_for
 
+from sandbox.core.history import EventPut, InvocationRun
 from sandbox.core.state import State
-from sandbox.traces import query
-
-pytestmark = pytest.mark.slow
+from sandbox.traces import context, query
+from sandbox.traces.otlp import Exporter
 
 
 def value(any_value: Any) -> Any:
@@ -88,6 +88,29 @@ def attributes(span: Any) -> dict[str, Any]:
     return {a.key: value(a.value) for a in span.attributes}
 
 
+def test_the_exporter_sends_the_spans_written_after_its_start_once(
+        receiver: Receiver, tmp_path: Path) -> None:
+    state = State(tmp_path / "sandbox.db")
+    bus = "arn:aws:events:us-east-1:123456789012:event-bus/orders"
+    state.record(EventPut(bus, {"id": "before", "detail": {}}, []))
+    exporter = Exporter(state, receiver.endpoint)
+    exporter.cursor = query.cursor(state)  # what `start` does, without its thread
+    with context.span("event"):
+        state.record(EventPut(bus, {"id": "after", "detail": {}}, ["r"]))
+        with context.span("invocation"):
+            state.record(InvocationRun("req-1", "arn:aws:lambda:us-east-1:1:function:f", "F",
+                                       True, 1.0, 1.0, 3.0, None, 40, 128))
+    receiver.spans.clear()
+    assert exporter.send_new() == 2 and exporter.send_new() == 0
+    [(bus_service, put), (function, run)] = receiver.spans
+    assert (bus_service, function) == ("EventBridge", "F")
+    assert attributes(put)["messaging.message.id"] == "after"
+    assert run.parent_span_id == put.span_id and run.trace_id == put.trace_id
+    exporter.exporter.shutdown()
+    state.close()
+
+
+@pytest.mark.slow
 def test_an_orders_spans_reach_the_collector_with_their_parents_and_conventions(
         sandbox: SandboxProcess, receiver: Receiver) -> None:
     with urllib.request.urlopen(f"{sandbox.url}/prod/order", timeout=60) as answer:
