@@ -16,7 +16,7 @@ FUNCTIONS = Path(__file__).resolve().parent / "functions"
 STACK_NAME = "Breadth"
 # The parts, in the order they are added; each is a module of this package.
 PARTS: list[str] = ["targets", "api", "schedules", "destinations", "queues", "queue_load",
-                    "streams", "topics", "functions_as_declared"]
+                    "streams", "topics", "functions_as_declared", "traces"]
 
 
 def code(name: str) -> cdk.aws_lambda.Code:
