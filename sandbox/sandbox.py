@@ -176,32 +176,33 @@ class Sandbox:
         # Everything is read and wired first, processes started last: a template the sandbox
         # cannot run, or a port in use, fails before Java starts.
         tables = self.wire(stacks)
-        self._bind(stacks)
-        self._stops.append(self.dynamodb.stop)
-        self.dynamodb.start()
-        self._run(tables)
-
-    def _bind(self, stacks: list[Stack]) -> None:
-        self.endpoint = Endpoint(self.port, self.bus, self.queues,
-                                 ApiGateway(self.apis, self.lambda_, self.settings,
-                                            self.usage_plans),
-                                 DynamoDBPassThrough(self.dynamodb.endpoint_url),
-                                 self.extra_routes,
-                                 [SnsWire(self.topics, self.state, self.runner.wake),
-                                  SqsQueryWire(self.queues), CloudFormationWire(stacks),
-                                  StsWire()],
-                                 Guard(self.settings.allowed_hosts, self._say),
-                                 LogsWire(self.log_store, stacks[0].region, stacks[0].account),
-                                 LambdaWire(stacks, self.lambda_, self.state,
-                                            self.logs.invocation, self.logs.group,
-                                            self.runner.wake))
+        self.endpoint = Endpoint(self.port, **self._services(stacks))
         self.port = self.endpoint.port
         self.lock.announce(self.url)
         self._stops.append(self.endpoint.stop)
-
-    def _run(self, tables: list[dict[str, Any]]) -> None:
+        self._stops.append(self.dynamodb.stop)
+        self.dynamodb.start()
         ensure_tables(self.dynamodb.endpoint_url, tables)
         self.endpoint.start()
+        self._run(tables)
+
+    def _services(self, stacks: list[Stack]) -> dict[str, Any]:
+        """What the endpoint dispatches to, by its parameter names."""
+        return {
+            "bus": self.bus, "queues": self.queues,
+            "api_gateway": ApiGateway(self.apis, self.lambda_, self.settings, self.usage_plans),
+            "dynamodb": DynamoDBPassThrough(self.dynamodb.endpoint_url),
+            "extra_routes": self.extra_routes,
+            "query_services": [SnsWire(self.topics, self.state, self.runner.wake),
+                               SqsQueryWire(self.queues), CloudFormationWire(stacks), StsWire()],
+            "guard": Guard(self.settings.allowed_hosts, self._say),
+            "logs": LogsWire(self.log_store, stacks[0].region, stacks[0].account),
+            "lambda_api": LambdaWire(stacks, self.lambda_, self.state, self.logs.invocation,
+                                     self.logs.group, self.runner.wake),
+        }
+
+    def _run(self, tables: list[dict[str, Any]]) -> None:
+        """The services behind the endpoint, after DynamoDB Local and the endpoint."""
         self.runner.start()
         self._stops.append(self.runner.stop)
         self.clock.start()
@@ -213,9 +214,10 @@ class Sandbox:
 
     def reload(self) -> bool:
         """Watch mode: run the assembly as it is now, in place. The state, DynamoDB Local and
-        the port stay, so data and queued events are kept; the services stop in `stop`'s order
-        and are wired and started again. A new assembly that cannot run is refused before
-        anything stops (wired once on the side to find out), and the running one goes on."""
+        the endpoint stay, so data, queued events and open connections are kept; the services
+        stop in `stop`'s order and are wired and started again, and the endpoint dispatches to
+        the new ones. A new assembly that cannot run is refused before anything stops (wired
+        once on the side to find out), and the running one goes on."""
         check = Sandbox(self.assembly_dir, self.state_dir, self.port, self.settings,
                         out=self.out)
         try:
@@ -226,12 +228,14 @@ class Sandbox:
             return False
         finally:
             check.stop()
-        kept = [self.lock.release, self.dynamodb.stop]
+        kept = [self.lock.release, self.endpoint.stop, self.dynamodb.stop]
         self._stops = [stop for stop in self._stops if stop not in kept]
         self.stop()
+        self.endpoint.api_gateway.stop()
         self._stops = kept
         tables = self.wire(stacks, self.dynamodb)
-        self._bind(stacks)
+        ensure_tables(self.dynamodb.endpoint_url, tables)
+        vars(self.endpoint).update(self._services(stacks))
         self._run(tables)
         return True
 
