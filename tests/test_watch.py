@@ -15,6 +15,7 @@ from cdk_project import make_project, project_path
 from conftest import report
 from sandbox_process import SandboxProcess, get, wait_for
 
+from sandbox.__main__ import apply_app
 from sandbox.watch import Project, matches
 
 
@@ -103,3 +104,27 @@ def queued(sqs: object, url: str) -> int:
     attributes = sqs.get_queue_attributes(  # type: ignore[attr-defined]
         QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])["Attributes"]
     return int(attributes["ApproximateNumberOfMessages"])
+
+
+@pytest.mark.slow
+def test_a_synth_that_fails_says_why_and_keeps_the_running_version(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    make_project(tmp_path)
+    (tmp_path / "cdk.json").write_text(json.dumps(
+        {"app": "python3 -c \"raise SystemExit('the app is broken')\""}))
+    monkeypatch.setenv("PATH", project_path())
+    reloads: list[bool] = []
+
+    class Running:
+        url = "http://127.0.0.1:4000"
+
+        def reload(self) -> bool:
+            reloads.append(True)
+            return True
+
+    apply_app(Running(), Project.at(tmp_path), tmp_path / "cdk.out")  # type: ignore[arg-type]
+    out = capsys.readouterr().out
+    assert "cdk synth failed" in out and "the app is broken" in out, out
+    assert "the running version goes on" in out
+    assert reloads == []
