@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +83,19 @@ def assembly_of(config: pytest.Config) -> tuple[Path, bool]:
     return config.rootpath / "cdk.out", False
 
 
+@contextmanager
+def running(assembly: Path, folder: Path) -> Iterator[CdkSandbox]:
+    """A sandbox of `assembly` in this process, its state and log in `folder`: the fixture's
+    body, for a conftest that makes its assembly itself."""
+    with open(folder / "sandbox.log", "w") as log:
+        sandbox = Sandbox(assembly, folder / "state", free_port(), Settings(), out=log)
+        sandbox.start()
+        try:
+            yield CdkSandbox(sandbox)
+        finally:
+            sandbox.stop()
+
+
 @pytest.fixture(scope="session")
 def cdk_sandbox(pytestconfig: pytest.Config,
                 tmp_path_factory: pytest.TempPathFactory) -> Iterator[CdkSandbox]:
@@ -89,11 +103,5 @@ def cdk_sandbox(pytestconfig: pytest.Config,
     project = Project.at(assembly.parent)
     if project is not None and not named and project.stale(assembly):
         project.synth(assembly, staging=True, say=print)
-    state = tmp_path_factory.mktemp("cdk-sandbox")
-    with open(state / "sandbox.log", "w") as log:
-        sandbox = Sandbox(assembly, state / "state", free_port(), Settings(), out=log)
-        sandbox.start()
-        try:
-            yield CdkSandbox(sandbox)
-        finally:
-            sandbox.stop()
+    with running(assembly, tmp_path_factory.mktemp("cdk-sandbox")) as sandbox:
+        yield sandbox

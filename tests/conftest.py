@@ -125,3 +125,13 @@ def breadth_assembly(tmp_path_factory: pytest.TempPathFactory) -> Path:
     build(app)
     app.synth()
     return assembly_dir
+
+
+@pytest.fixture(scope="session")
+def cdk_sandbox(assembly: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """The package's own `cdk_sandbox` fixture (sandbox/pytest_plugin.py), run on the assembly
+    this session synthesized, as another project's tests run it on their `cdk.out`."""
+    from sandbox.pytest_plugin import running
+
+    with running(assembly, tmp_path_factory.mktemp("cdk-sandbox")) as sandbox:
+        yield sandbox
