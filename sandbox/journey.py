@@ -1,14 +1,14 @@
 """An item's journey: what happened, when and where, for one item of a table (one order).
 
-Pure: the console and `trace` hand it the item and the sandbox's history records (and log
-lines) and render what it builds. The sandbox knows nothing of our stack, so everything is
-inferred from generic facts:
+Pure: the console hands it the item and the records of the traces its key value is found in
+(`sandbox.traces.query`), with log lines, and renders what it builds. The sandbox knows
+nothing of our stack, so everything is inferred from generic facts:
 
 - an item's *steps* are its string attributes named `time_*` or holding an ISO 8601 time;
-- an item's *events* are those whose `detail` holds its key value (as a whole string);
-- its *invocations* are those of its events (by event id), and API invocations whose answer
-  holds its key value; deliveries and dead letters follow their event;
-- its *log lines* are those holding its key value, and those its invocations wrote.
+- its events, deliveries, invocations, dead letters and other hops are the records handed in;
+- its *log lines* are those holding its key value, and those its invocations wrote. The
+  values a record carries (`strings_in`, `values_in_message`) are what the trace store
+  indexes an item's traces by.
 
 A journey is a plain dict (JSON as it is): `entries` in time order, each with the `lane`
 (service) it happened in and its `offset_ms` from the journey's first moment, and a `text`
@@ -36,7 +36,6 @@ from sandbox.core.history import (
     InvocationRun,
     MessageQueued,
     MessageRedriven,
-    Record,
     ScheduleFired,
 )
 
@@ -156,84 +155,6 @@ def strings_in(value: Any) -> Iterator[str]:
                 yield from strings_in(json.loads(value))
             except ValueError:
                 yield from _TOKEN.findall(value)  # cut short: its words still count
-
-
-class HistoryIndex:
-    """The history records by the values they carry and the links between them, kept up to
-    date record by record, so finding an item's records costs the same however long the
-    history grows.
-
-    A record is found by the values it carries (an event's detail, an API answer, a message's
-    body), then by links: an event leads to its deliveries, runs and dead letters; an API call
-    to its authorizer; a queued message to the batches that took it; a batch to its run.
-    """
-
-    def __init__(self) -> None:
-        self.last_id = 0
-        self._by_value: dict[str, list[Entry]] = defaultdict(list)
-        self._by_link: dict[tuple[str, str], list[Entry]] = defaultdict(list)
-
-    def add(self, records: Iterable[Entry]) -> None:
-        for record in records:
-            self.last_id = max(self.last_id, record.id)
-            for link in _filed_under(record.record):
-                self._by_link[link].append(record)
-            for value in _values(record.record):
-                self._by_value[value].append(record)
-
-    def records_of(self, key: str) -> list[Entry]:
-        """The records of the item whose key value is `key`, in history order."""
-        found: dict[int, Entry] = {}
-        todo = list(self._by_value.get(key, []))
-        while todo:
-            record = todo.pop()
-            if record.id in found:
-                continue
-            found[record.id] = record
-            for link in _leads_to(record.record):
-                todo += self._by_link[link]
-        return [found[i] for i in sorted(found)]
-
-
-def _values(body: Record) -> set[str]:
-    if isinstance(body, EventPut):
-        return set(strings_in(body.event.get("detail")))
-    if isinstance(body, InvocationRun) and body.response is not None:
-        return set(strings_in(body.response))
-    if isinstance(body, MessageQueued):
-        return values_in_message(body.body)
-    return set()
-
-
-def _filed_under(body: Record) -> list[tuple[str, str]]:
-    """The links a record is found by."""
-    links = []
-    if isinstance(body, EventPut):
-        links.append(("event", str(body.event.get("id", ""))))
-    elif getattr(body, "event_id", None):
-        links.append(("event", body.event_id))  # type: ignore[union-attr]
-    if isinstance(body, AuthorizerRan):
-        links.append(("api", body.api_request_id))
-    if isinstance(body, MessageQueued | MessageRedriven):
-        links.append(("message", body.message_id))
-    if isinstance(body, BatchRun):
-        links += [("message", message_id) for message_id in body.message_ids]
-    if isinstance(body, InvocationRun):
-        links.append(("run", body.request_id))
-    return links
-
-
-def _leads_to(body: Record) -> list[tuple[str, str]]:
-    """The links whose records follow this one."""
-    if isinstance(body, EventPut):
-        return [("event", str(body.event.get("id", "")))]
-    if isinstance(body, InvocationRun) and body.api_request_id:
-        return [("api", body.api_request_id)]
-    if isinstance(body, MessageQueued):
-        return [("message", body.message_id)]
-    if isinstance(body, BatchRun):
-        return [("run", body.request_id)]
-    return []
 
 
 def values_in_message(body: str) -> set[str]:
