@@ -45,6 +45,11 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         terminalreporter.section("figures")
         for line in FIGURES:
             terminalreporter.write_line(line)
+    from eventbridge_corpus import EXPECTED_CASES, MISSING, PRESENT
+
+    if not PRESENT:  # said once, however many tests it skipped
+        terminalreporter.write_line(f"skipped the {EXPECTED_CASES} AWS-recorded EventBridge "
+                                    f"pattern cases: {MISSING}")
 
 
 @dataclass(frozen=True)

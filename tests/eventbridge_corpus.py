@@ -17,6 +17,7 @@ REPO = Path(__file__).resolve().parents[1]
 CORPUS = Path(os.environ.get("EVENTBRIDGE_CORPUS")
               or REPO.parent / "shared" / "conformance" / "eventbridge-patterns")
 PAIR = "complex_multi_key_event"  # an event file and a pattern file naming a key twice
+EXPECTED_CASES = 156
 MISSING = (f"the AWS-recorded pattern corpus is not at {CORPUS} (set EVENTBRIDGE_CORPUS to "
            "its folder, or put ../shared/conformance/eventbridge-patterns beside the repository)")
 PRESENT = CORPUS.is_dir()
