@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from test_assembly import only_stack, write_assembly
 
+from sandbox.core.delivery import Failure
 from sandbox.core.state import State
 from sandbox.core.targets import Parcel, Targets
 from sandbox.sqs.backend import Queues, SqsError
@@ -220,3 +221,13 @@ def test_messages_and_their_receive_counts_outlast_a_restart(tmp_path: Path) -> 
     after = Queues([stack], State(path), Targets())
     (message,) = receive(after, "work")
     assert message["Attributes"]["ApproximateReceiveCount"] == "2"
+
+
+def test_a_delivery_sqs_would_refuse_is_refused_with_its_reason(tmp_path: Path) -> None:
+    """A plain-text input template can make any text; SQS refuses what SendMessage refuses."""
+    stack = only_stack(write_assembly(tmp_path / "assembly", TEMPLATE))
+    targets = Targets()
+    Queues([stack], State(tmp_path / "state" / "sandbox.db"), targets)
+    with pytest.raises(Failure) as refused:
+        targets.deliver("arn:aws:sqs:us-east-1:000000000000:dead", Parcel("lone \ud800"))
+    assert (refused.value.code, refused.value.retryable) == ("InvalidMessageContents", False)

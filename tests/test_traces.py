@@ -80,6 +80,19 @@ def test_a_trace_is_found_by_id_and_by_a_value_its_records_carry(state: State) -
     assert [t["entry"] for t in query.recent(state)] == ["order_created put"] * 2
 
 
+def test_an_event_with_a_lone_surrogate_is_kept_and_found_by_its_other_values(
+        state: State) -> None:
+    """JSON allows a lone surrogate, so PutEvents accepts one; SQLite's text cannot hold it."""
+    odd = EventPut("arn:aws:events:us-east-1:123456789012:event-bus/b\ud800",
+                   {"id": "e-odd", "detail-type": "x", "detail": {"a": "\uda00", "b": "o-7"}},
+                   [])
+    state.record(odd)
+    [found] = query.find(state, "o-7")
+    assert found.trace_id == odd.stamp.trace_id
+    [entry] = query.entries_of(state, [found.trace_id])
+    assert entry.record.event["detail"]["a"] == "\uda00", "the record itself is whole"
+
+
 def test_an_orphan_span_is_shown_under_the_trace_not_lost(state: State) -> None:
     with context.resume(["1-5759e988-bd862e3fe1be46a994272793", "0000000000000001"]):
         state.record(run("r-1"))

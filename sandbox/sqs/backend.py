@@ -427,6 +427,10 @@ class _QueueSink:
         if self.queue.fifo and not parcel.group_id:
             raise Failure("InvalidParameterValue", "The request must contain the parameter "
                           f"MessageGroupId ({self.queue.arn})", retryable=False)
+        try:  # what SendMessage refuses, a sender's delivery is refused too (a plain-text
+            check_body(parcel.body)  # input template may hold any character)
+        except MessageError as refused:
+            raise Failure(refused.code, refused.message, retryable=False) from None
         attributes = {name: value if isinstance(value, dict) else
                       {"DataType": "String", "StringValue": value}
                       for name, value in parcel.attributes.items()}

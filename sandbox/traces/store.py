@@ -65,11 +65,20 @@ def write(db: sqlite3.Connection, records: Iterable[Record], at: float) -> None:
             "INSERT INTO history (at, kind, record, trace_id, span_id, parent_id, start, "
             "resource) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (at, record.KIND, dumps(record), stamp.trace_id, stamp.span_id, stamp.parent_id,
-             min(stamp.start, at), resource_of(record)))
-        values = values_of(record)
+             min(stamp.start, at), _storable(resource_of(record))))
+        # SQLite stores text as UTF-8: a lone surrogate (valid in a JSON string, so in an event
+        # PutEvents accepted) cannot be stored nor typed into a search, so it is not a value.
+        values = {value for value in values_of(record) if _storable(value) == value}
         if values:
             db.executemany("INSERT OR IGNORE INTO trace_values (value, history_id) VALUES (?, ?)",
                            [(value, row.lastrowid) for value in values])
+
+
+def _storable(text: str | None) -> str | None:
+    """`text` as SQLite can store it (UTF-8): a lone surrogate becomes U+FFFD."""
+    if text is None:
+        return None
+    return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
 
 
 def entry_of(row: tuple[Any, ...]) -> Entry:
