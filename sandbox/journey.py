@@ -486,7 +486,7 @@ def _new_hops(records: list[Entry], labels: Mapping[str, str]) -> list[dict[str,
             entries.append({"kind": "queued", "lane": queue, "at": at,
                             "message_id": body.message_id, "text": f"{how} queue {queue}"})
         elif isinstance(body, BatchRun):
-            source = body.source.split(":")[-1].split("/")[0]
+            source = _source_name(body.source)
             lane = labels.get(body.function, body.function)
             outcome = ("all handled" if not body.failed_ids else
                        f"{len(body.failed_ids)} kept for another try" if body.ok else
@@ -509,6 +509,13 @@ def _new_hops(records: list[Entry], labels: Mapping[str, str]) -> list[dict[str,
                             "text": f"Lambda sent the {body.condition} record to {where} "
                                     f"({body.route}){outcome}"})
     return entries
+
+
+def _source_name(arn: str) -> str:
+    """What a batch came from: a queue's name, or a table's for its stream."""
+    if ":dynamodb:" in arn:
+        return arn.split(":table/", 1)[-1].split("/")[0] + " stream"
+    return arn.split(":")[-1]
 
 
 def _other_logs(key: str, entries: list[dict[str, Any]],

@@ -506,3 +506,13 @@ def test_a_message_is_followed_through_its_queue_batch_run_and_redrive() -> None
     ]
     assert [e["lane"] for e in journey["entries"]][:3] == ["work", "InvoiceService",
                                                           "InvoiceService"]
+
+
+def test_a_stream_batch_names_its_table() -> None:
+    history = History()
+    history.add(T0, "batch", {
+        "source": "arn:aws:dynamodb:us-east-1:0:table/Outbox/stream/1970-01-01T00:00:00.000",
+        "function": "f", "request_id": "r-1", "message_ids": ["1", "2"], "failed_ids": ["2"],
+        "ok": True})
+    (batch,) = entries(build_journey({"ID": "x"}, "ID", "t", history.records), "batch")
+    assert batch["text"] == "took a batch of 2 from Outbox stream: 1 kept for another try"

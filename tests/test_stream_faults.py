@@ -166,6 +166,9 @@ def test_the_sandbox_killed_while_the_stream_is_read_resumes_from_its_checkpoint
 
     killed = fire_when(lambda: len(handled(sandbox)) >= ITEMS // 2, kill)
     assert writer.done(), "the writes did not end"
+    # The writes may end before the poller is half-way (a loaded machine): wait for the kill.
+    wait_for(lambda: sandbox.process.poll() is not None,  # type: ignore[union-attr]
+             120, "the kill, half-way through")
     assert killed(), "every record was handled before the sandbox could be killed"
     sandbox.process.wait()  # type: ignore[union-attr]
     before = handled(sandbox)

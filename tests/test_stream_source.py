@@ -26,8 +26,8 @@ from sandbox.lambda_.runtime_api import Invocation
 from sandbox.lambda_.stream_source import (
     AGE_EXCEEDED,
     RETRIES_EXHAUSTED,
-    BatchRun,
     Outcome,
+    ShardBatch,
     StreamMapping,
     StreamPoller,
     failure_record,
@@ -135,7 +135,7 @@ class Fake:
 
     def run(self, settings: StreamMapping, batch: list[dict[str, Any]],
             now: float = 1573690400.0) -> None:
-        BatchRun(settings, self.invoke, lambda r: self.checkpoints.append(r["eventID"]),
+        ShardBatch(settings, self.invoke, lambda r: self.checkpoints.append(r["eventID"]),
                  lambda b, c, _, n: self.given_up.append(([r["eventID"] for r in b], c, n)),
                  lambda _: setattr(self, "pauses", self.pauses + 1), lambda: now).run(batch)
 

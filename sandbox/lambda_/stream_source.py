@@ -48,7 +48,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from sandbox.core.delivery import Failure
-from sandbox.core.history import DeadLetter, DestinationTaken
+from sandbox.core.history import BatchRun, DeadLetter, DestinationTaken
 from sandbox.core.jobs import STORAGE_FULL_PAUSE_S, Abandoned
 from sandbox.core.state import Checkpoint, State, StorageFull, Writes
 from sandbox.core.targets import Parcel, Targets
@@ -199,7 +199,7 @@ class Outcome:
     invocation: Invocation | None = None
 
 
-class BatchRun:
+class ShardBatch:
     """One batch of one shard, run to its end: each record is done or given up, in order.
 
     `invoke(batch, attempt)` tries it; `checkpoint(record)` marks the records up to `record`
@@ -387,7 +387,7 @@ class StreamPoller:
         mapping = self.mapping
         if batch:
             kept = [r for r in batch if matches(mapping.filters, r)]
-            run = BatchRun(mapping, self._invoke, lambda r: self._mark(shard.id, r),
+            run = ShardBatch(mapping, self._invoke, lambda r: self._mark(shard.id, r),
                            lambda b, c, i, n: self._give_up(shard.id, b, c, i, n), self._pause)
             if kept:
                 run.run(kept)
@@ -417,10 +417,14 @@ class StreamPoller:
                                              rule=mapping.uuid, attempt=attempt)
         except (InvokeRefused, FunctionNotFound):
             return Outcome(ran=False, done=0)  # throttled: retried until the records expire
-        if not invocation.ok:
-            return Outcome(ran=True, done=0, invocation=invocation)
-        done = (first_failed(invocation.payload, batch) if mapping.report_item_failures
-                else len(batch))
+        done = 0
+        if invocation.ok:
+            done = (first_failed(invocation.payload, batch) if mapping.report_item_failures
+                    else len(batch))
+        numbers = [sequence(record) for record in batch]
+        self.state.record(BatchRun(mapping.stream_arn, invocation.function,
+                                   invocation.request_id, numbers, numbers[done:],
+                                   invocation.ok))
         return Outcome(ran=True, done=done, invocation=invocation)
 
     def _give_up(self, shard: str, batch: list[Record], condition: str,
