@@ -157,11 +157,15 @@ def _sound(db: sqlite3.Connection, path: Path) -> None:
 
 def check_database(path: Path) -> None:
     """`StateError` unless `path`, where it exists, is a sound SQLite database: DynamoDB Local
-    keeps its data in one, and a damaged one fails its every call instead of saying so."""
+    keeps its data in one, and a damaged one fails its every call instead of saying so.
+
+    Opened for writing (never created): after DynamoDB Local was killed mid-write, its file
+    has a hot journal, which only a writer may roll back, as DynamoDB Local's own open would;
+    a read-only open would call that sound file unreadable."""
     if not path.exists():
         return
     try:
-        with contextlib.closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro",
+        with contextlib.closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=rw",
                                                 uri=True)) as db:
             _sound(db, path)
     except sqlite3.DatabaseError as error:
