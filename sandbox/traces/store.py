@@ -102,11 +102,6 @@ def traces_with(db: sqlite3.Connection, value: str, limit: int = 20) -> list[str
     return list(dict.fromkeys(r[0] for r in rows))[:limit]
 
 
-def trace_of_span(db: sqlite3.Connection, trace_id: str) -> bool:
-    return db.execute("SELECT 1 FROM history WHERE trace_id = ? LIMIT 1",
-                      (trace_id,)).fetchone() is not None
-
-
 def roots(db: sqlite3.Connection, limit: int, before: int | None = None) -> list[Entry]:
     """The spans that start a trace, newest first (before row `before` when given)."""
     rows = db.execute(
