@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from sandbox.core.history import DeliveryAttempt, EventPut, InvocationRun
+from sandbox.core.history import DeadLetter, DeliveryAttempt, Entry, EventPut, InvocationRun
 from sandbox.core.state import Message, NewJob, State
 from sandbox.traces import context, query, store
 from sandbox.traces.model import Trace, span_of
@@ -185,6 +185,20 @@ def test_a_record_of_an_earlier_state_is_a_trace_of_its_own(tmp_path: Path) -> N
     span = span_of(entry)
     assert span.trace_id.startswith("1-") and span.parent_id is None
     upgraded.close()
+
+
+def test_an_on_failure_destination_is_a_destination_span_and_a_dlq_a_dead_letter() -> None:
+    record = {"requestContext": {"condition": "RetriesExhausted"},
+              "responsePayload": {"errorMessage": "no such product"}}
+    topic = "arn:aws:sns:us-east-1:123456789012:Failures"
+    queue = "arn:aws:sqs:us-east-1:123456789012:DeadLetters"
+    spans = [span_of(Entry(1, time.time(), DeadLetter(where, "lambda", function="F",
+                                                      record=record, route=route)))
+             for where, route in ((topic, "OnFailure"), (queue, "DeadLetterConfig"))]
+    assert [(s.name, s.attributes["messaging.system"], s.reason, s.ok) for s in spans] == [
+        ("OnFailure destination -> Failures", "aws.sns", f"no such product (to {topic})", False),
+        ("dead letter -> DeadLetters", "aws.sqs", f"no such product (to {queue})", False)]
+    assert spans[0].attributes["aws.lambda.condition"] == "RetriesExhausted"
 
 
 @pytest.mark.parametrize("text, seconds", [("7d", 7 * 86400), ("12h", 43200), ("30m", 1800),

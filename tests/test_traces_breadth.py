@@ -1,8 +1,8 @@
 """A failure's trace, end to end in the breadth stack (tests/breadth/traces.py): an event put
 with boto3 reaches a function that always fails; the trace, read from the state, shows Lambda's
 retry, the dead letter and the OnFailure destination as spans of the same trace, each with the
-reason. (A failure route that took the record is recorded as a dead letter to that route, as
-the Lambda backend writes it; the message it sent says which route it was.)"""
+reason: the OnFailure destination named as a destination, the DeadLetterConfig queue as a dead
+letter."""
 # ruff: noqa: F811  (pytest fixtures imported from breadth_sandbox are parameters here)
 
 import json
@@ -63,5 +63,10 @@ def test_a_retry_a_dead_letter_and_a_destination_are_spans_with_their_reason(
     for queue, span in dead.items():
         assert not span.ok and span.service == "Lambda"
         assert span.reason == f"breadth destinations: always fails (to {queue})"
+    names = {span.attributes.get("aws.lambda.route"): span.name.split(" -> ")[0]
+             for span in dead.values()}
+    assert names == {"OnFailure": "OnFailure destination", "DeadLetterConfig": "dead letter"}
+    assert {span.attributes["aws.lambda.condition"] for span in dead.values()} == {
+        "RetriesExhausted"}
     assert {s.trace_id for s in trace.spans} == {put.trace_id}
     assert len(trace.summary()["errors"]) == 4

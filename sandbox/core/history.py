@@ -109,6 +109,7 @@ class DeadLetter(Traced):
     record: dict[str, Any] | None = None
     rule: str | None = None
     target_id: str | None = None
+    route: str | None = None  # Lambda's: "OnFailure" (a destination) or "DeadLetterConfig"
 
 
 @dataclass(frozen=True)
@@ -201,12 +202,27 @@ class ApiRequest(Traced):
     received: float
 
 
+@dataclass(frozen=True)
+class AwsCall(Traced):
+    """A function's call the endpoint passed on to DynamoDB Local (`up --trace-dynamodb`)."""
+
+    KIND: ClassVar[str] = "call"
+    service: str  # "DynamoDB" or "DynamoDB Streams"
+    operation: str  # "UpdateItem"
+    table: str | None  # the table it named (the first, for a batch or a transaction)
+    status: int
+    request_id: str | None = None  # x-amzn-RequestId of the answer
+    error_code: str | None = None
+
+
 Record = (ApiRequest | EventPut | DeliveryAttempt | InvocationRun | DeadLetter | ScheduleFired
-          | DestinationTaken | AuthorizerRan | MessageQueued | BatchRun | MessageRedriven)
+          | DestinationTaken | AuthorizerRan | MessageQueued | BatchRun | MessageRedriven
+          | AwsCall)
 KINDS: dict[str, type] = {
     kind.KIND: kind
     for kind in (ApiRequest, EventPut, DeliveryAttempt, InvocationRun, DeadLetter, ScheduleFired,
-                 DestinationTaken, AuthorizerRan, MessageQueued, BatchRun, MessageRedriven)
+                 DestinationTaken, AuthorizerRan, MessageQueued, BatchRun, MessageRedriven,
+                 AwsCall)
 }
 
 

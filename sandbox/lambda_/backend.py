@@ -615,10 +615,11 @@ class AsyncInvocation:
             route_writes, ok = self._route(job, route, record, destination, parcel)
             writes += route_writes
             if ok:
-                writes.history.append(self._dead_letter(job, destination, record, attributes))
+                writes.history.append(self._dead_letter(job, destination, record, attributes,
+                                                        route))
             taken = taken or ok
         if not taken:
-            writes.history.append(self._dead_letter(job, None, record, attributes))
+            writes.history.append(self._dead_letter(job, None, record, attributes, None))
         return writes
 
     def _route(self, job: Job, route: str, record: DestinationRecord, destination: str,
@@ -659,12 +660,12 @@ class AsyncInvocation:
         return destination_event(arn, job.payload, runs, condition, invocation, failure)
 
     def _dead_letter(self, job: Job, queue: str | None, record: DestinationRecord,
-                     attributes: dict[str, str]) -> DeadLetter:
+                     attributes: dict[str, str], route: str | None) -> DeadLetter:
         context = job.payload["context"]
         return DeadLetter(queue, "lambda", event_id=context.get("event_id"),
                           function=self._label(job), record=record.record,
                           attributes=attributes, rule=context.get("rule"),
-                          target_id=context.get("target_id"))
+                          target_id=context.get("target_id"), route=route)
 
 
 def _qualified_key(name: str, qualifier: str | None) -> str:

@@ -445,5 +445,5 @@ class StreamPoller:
                     label, record["requestContext"]["requestId"], condition,
                     mapping.on_failure, "OnFailure", ok=False, error_message=error.message))
         writes.history.append(DeadLetter(taken, "lambda", function=label, record=record,
-                                         rule=mapping.uuid))
+                                         rule=mapping.uuid, route="OnFailure" if taken else None))
         self.state.commit(writes)

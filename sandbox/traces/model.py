@@ -17,6 +17,7 @@ from typing import Any
 from sandbox.core.history import (
     ApiRequest,
     AuthorizerRan,
+    AwsCall,
     BatchRun,
     DeadLetter,
     DeliveryAttempt,
@@ -127,7 +128,7 @@ def span_of(entry: Entry) -> Span:
 
 def resource_of(record: Record) -> str | None:
     """The ARN (or name) a record is about, for the by-resource views."""
-    for name in ("function", "queue", "bus", "target", "schedule", "source"):
+    for name in ("function", "queue", "bus", "target", "schedule", "source", "table"):
         value = getattr(record, name, None)
         if isinstance(value, str):
             return value
@@ -197,10 +198,16 @@ def _describe(record: Record) -> Described:
     if isinstance(record, DeadLetter):
         where = record.queue or "dropped"
         reason = record.attributes.get("ERROR_MESSAGE") or _lambda_reason(record)
-        return (f"dead letter -> {where.split(':')[-1]}", "PRODUCER", _service(record),
+        # Lambda's OnFailure route is a destination, its DeadLetterConfig a dead-letter queue.
+        name = "OnFailure destination" if record.route == "OnFailure" else "dead letter"
+        routed = {"aws.lambda.route": record.route, "aws.lambda.destination": where,
+                  "aws.lambda.condition": (record.record or {}).get("requestContext", {}).get(
+                      "condition")} if record.route else {}
+        return (f"{name} -> {where.split(':')[-1]}", "PRODUCER", _service(record),
                 resource, False, f"{reason} (to {where})",
-                {"messaging.system": "aws.sqs", "messaging.destination.name": where,
-                 "aws.dead_letter.source": record.source, **{
+                {"messaging.system": _messaging_system(where),
+                 "messaging.destination.name": where,
+                 "aws.dead_letter.source": record.source, **routed, **{
                      f"aws.eventbridge.{k.lower()}": v for k, v in record.attributes.items()}})
     if isinstance(record, DestinationTaken):
         reason = f"{record.condition} -> {record.route} {record.destination}"
@@ -236,6 +243,15 @@ def _describe(record: Record) -> Described:
         return (f"authorizer {record.authorizer}", "INTERNAL", "API Gateway", resource, ok,
                 None if ok else record.effect,
                 {"aws.authorizer.effect": record.effect, "aws.authorizer.cached": record.cached})
+    if isinstance(record, AwsCall):
+        return (f"{record.service} {record.operation}", "CLIENT", record.service, resource,
+                record.status < 400, record.error_code or (
+                    f"HTTP {record.status}" if record.status >= 400 else None),
+                {"rpc.system": "aws-api", "rpc.service": record.service.replace(" ", ""),
+                 "rpc.method": record.operation, "db.system.name": "aws.dynamodb",
+                 "aws.dynamodb.table_names": [record.table] if record.table else [],
+                 "aws.request_id": record.request_id,
+                 "http.response.status_code": record.status})
     return (record.KIND, "INTERNAL", "sandbox", resource, True, None, {})
 
 
@@ -249,6 +265,13 @@ def _lambda_reason(record: DeadLetter) -> str:
     context = (record.record or {}).get("requestContext") or {}
     message = payload.get("errorMessage") if isinstance(payload, dict) else None
     return message or str(context.get("condition", "retries exhausted"))
+
+
+def _messaging_system(arn: str) -> str:
+    """What a dead letter or destination went into, by its ARN's service."""
+    service = arn.split(":")[2] if arn.count(":") >= 5 else "sqs"
+    return {"sns": "aws.sns", "events": "aws.eventbridge", "lambda": "aws.lambda"}.get(
+        service, "aws.sqs")
 
 
 def _service(record: DeadLetter) -> str:
