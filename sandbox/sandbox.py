@@ -191,7 +191,9 @@ class Sandbox:
         return {
             "bus": self.bus, "queues": self.queues,
             "api_gateway": ApiGateway(self.apis, self.lambda_, self.settings, self.usage_plans),
-            "dynamodb": DynamoDBPassThrough(self.dynamodb.endpoint_url),
+            "dynamodb": DynamoDBPassThrough(
+                self.dynamodb.endpoint_url,
+                self.state.record if self.settings.trace_dynamodb else None),
             "extra_routes": self.extra_routes,
             "query_services": [SnsWire(self.topics, self.state, self.runner.wake),
                                SqsQueryWire(self.queues), CloudFormationWire(stacks), StsWire()],
@@ -264,8 +266,10 @@ class Sandbox:
         region = stacks[0].region
         base_env = {
             "AWS_ENDPOINT_URL": self.url,
-            # The functions talk to DynamoDB Local directly: one hop less on every write.
-            "AWS_ENDPOINT_URL_DYNAMODB": self.dynamodb.endpoint_url,
+            # The functions talk to DynamoDB Local directly: one hop less on every write;
+            # through the endpoint when each call is to be a span.
+            "AWS_ENDPOINT_URL_DYNAMODB": self.url if self.settings.trace_dynamodb
+            else self.dynamodb.endpoint_url,
             "AWS_REGION": region,
             "AWS_DEFAULT_REGION": region,
             "AWS_ACCESS_KEY_ID": "sandbox",

@@ -22,6 +22,9 @@ class Settings:
     # The interpreter of every function's workers (`--python`); None: the runtime's version
     # when this machine has it (sandbox.lambda_.interpreters).
     python: str | None = None
+    # The functions' DynamoDB calls through the endpoint, each a span (`--trace-dynamodb`): off
+    # by default, for the 0.5 ms each call costs (sandbox.dynamodb.wire).
+    trace_dynamodb: bool = False
     rng: random.Random = field(default_factory=random.Random, compare=False, repr=False)
 
     def inject(self, share: float) -> bool:

@@ -319,3 +319,37 @@ def test_orders_lists_the_running_sandboxs_orders(sandbox: SandboxProcess) -> No
     wait_for(lambda: [line for line in run_cli("orders", "--port", str(sandbox.port))
                       .splitlines() if line.startswith(order_id) and " 5/5 " in line], 30,
              f"order {order_id} listed with its five steps")
+
+
+@pytest.fixture(scope="module")
+def traced_dynamodb(assembly: Path,
+                    tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxProcess]:
+    with SandboxProcess(assembly, tmp_path_factory.mktemp("state"),
+                        extra_args=("--trace-dynamodb",)) as running:
+        yield running
+
+
+@pytest.mark.slow
+def test_with_trace_dynamodb_each_functions_write_is_a_span_under_its_invocation(
+        traced_dynamodb: SandboxProcess) -> None:
+    with urllib.request.urlopen(f"{traced_dynamodb.url}/prod/order", timeout=60) as answer:
+        order_id = json.load(answer)["ID"]
+    trace = wait_for(lambda: order_trace(traced_dynamodb.state, order_id), 60,
+                     f"order {order_id}'s trace to reach logistic")
+    invocations = {s.span_id: s.service for s in trace.spans if s.kind == "invocation"}
+    calls = [s for s in trace.spans if s.kind == "call"]
+    assert sorted(invocations[c.parent_id] for c in calls) == [
+        "ForecastingService", "FulfilmentService", "InvoiceService", "LogisticService",
+        "OrderService"]
+    assert {(c.name, c.span_kind, c.ok) for c in calls} == {
+        ("DynamoDB UpdateItem", "CLIENT", True)}
+    (table,) = traced_dynamodb.client("dynamodb").list_tables()["TableNames"]
+    assert {c.resource for c in calls} == {c.attributes["aws.dynamodb.table_names"][0]
+                                           for c in calls} == {table}
+    assert len(trace.spans) == 17 and {s.trace_id for s in trace.spans} == {trace.trace_id}
+
+    # A call from outside any trace (the CLI, a script) is passed on and recorded nowhere.
+    before = len(State(traced_dynamodb.state / "sandbox.db", read_only=True).history())
+    traced_dynamodb.client("dynamodb").get_item(TableName=table, Key={"ID": {"S": order_id}})
+    after = State(traced_dynamodb.state / "sandbox.db", read_only=True).history()
+    assert len(after) == before
