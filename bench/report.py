@@ -156,12 +156,17 @@ def svg(samples_ms: list[float], floor_ms: float | None) -> str:
     return "\n".join(parts) + "\n"
 
 
-def write(figures: dict[str, Any], directory: Path) -> list[Path]:
-    """`<time>.json` and `<time>.svg` in `directory`, named by the local time of the run."""
+def write_json(figures: dict[str, Any], directory: Path, prefix: str = "") -> Path:
+    """`<prefix><time>.json` in `directory`, named by the local time of the run."""
     directory.mkdir(parents=True, exist_ok=True)
-    stem = datetime.now().strftime("%Y%m%d-%H%M%S")
-    json_file = directory / f"{stem}.json"
+    json_file = directory / f"{prefix}{datetime.now().strftime('%Y%m%d-%H%M%S')}.json"
     json_file.write_text(json.dumps(figures, indent=2) + "\n")
-    svg_file = directory / f"{stem}.svg"
+    return json_file
+
+
+def write(figures: dict[str, Any], directory: Path) -> list[Path]:
+    """`<time>.json` and `<time>.svg` in `directory`."""
+    json_file = write_json(figures, directory)
+    svg_file = json_file.with_suffix(".svg")
     svg_file.write_text(svg(figures["e2e_samples_ms"], figures["floor_ms"]))
     return [json_file, svg_file]

@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import analysis, floor, report
+from bench import analysis, floor, history, report
 from bench.assembly import TWIN_STAGE, build
 from bench.orders import History, Order, closed_loop, lost_orders, one_at_a_time, wait_all
 from bench.sandbox_process import ROOT, SandboxProcess, cpu_seconds, proc_status_kb
@@ -71,6 +71,11 @@ def parser() -> argparse.ArgumentParser:
                      help="clients for the raw DynamoDB throughput")
     cli.add_argument("--floor-seconds", type=positive(float), default=5.0,
                      help="seconds of raw DynamoDB throughput")
+    cli.add_argument("--history", type=at_least(int, history.TEMPLATE_ORDERS), metavar="N",
+                     help="instead of the phases above: does reading the history cost the same "
+                     f"at N orders as at {history.TEMPLATE_ORDERS}? (N above "
+                     f"{history.TEMPLATE_ORDERS}: the first {history.TEMPLATE_ORDERS} are real "
+                     "orders, measured, then copied up to N; see bench/history.py)")
     return cli
 
 
@@ -296,12 +301,17 @@ def main(argv: list[str] | None = None) -> int:
         report.progress("starting the sandbox (ours and the workshop style's, one DynamoDB Local)")
         sandbox.start()
         try:
-            figures = measure(args, sandbox, assembly)
+            figures = history.run(args, sandbox, stages(assembly)[0]) if args.history \
+                else measure(args, sandbox, assembly)
         finally:
             sandbox.stop()
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    print(report.table(figures))
-    written = report.write(figures, args.results)
+    if args.history:
+        print(history.table(figures))
+        written = [report.write_json(figures, args.results, "history-")]
+    else:
+        print(report.table(figures))
+        written = report.write(figures, args.results)
     print(f"\nbench: results in {', '.join(str(p) for p in written)}")
     return 0
