@@ -49,6 +49,7 @@ from sandbox.sns.wire import SnsWire
 from sandbox.sqs.backend import Queues
 from sandbox.sqs.wire import SqsQueryWire
 from sandbox.sts.wire import StsWire
+from sandbox.traces.indexer import Indexer
 from sandbox.traces.retention import Retention, Trimmer
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
@@ -312,11 +313,11 @@ class Sandbox:
         return tables
 
     def _start_traces(self) -> None:
-        """The history's trimming and, when asked, the spans' export: both in threads of
-        their own, reading the state behind the work."""
-        trimmer = Trimmer(self.state, self.retention)
-        trimmer.start()
-        self._stops.append(trimmer.stop)
+        """The history's trimming, the indexing of its values and, when asked, the spans'
+        export: each in a thread of its own, reading the state behind the work."""
+        for behind in (Trimmer(self.state, self.retention), Indexer(self.state)):
+            behind.start()
+            self._stops.append(behind.stop)
         if self.otlp_endpoint:
             # OpenTelemetry's packages take half a second to import: only when asked.
             from sandbox.traces.otlp import Exporter

@@ -11,7 +11,7 @@ import pytest
 
 from sandbox.core.history import DeadLetter, DeliveryAttempt, Entry, EventPut, InvocationRun
 from sandbox.core.state import Message, NewJob, State
-from sandbox.traces import context, query, store
+from sandbox.traces import context, indexer, query, store
 from sandbox.traces.model import Trace, span_of
 from sandbox.traces.retention import Retention, parse_duration, parse_size, trim
 
@@ -78,6 +78,25 @@ def test_a_trace_is_found_by_id_and_by_a_value_its_records_carry(state: State) -
     assert query.trace_ids(state, f"Root={put.stamp.trace_id}") == [put.stamp.trace_id]
     assert query.find(state, "nothing-like-it") == []
     assert [t["entry"] for t in query.recent(state)] == ["order_created put"] * 2
+
+
+def test_values_are_indexed_behind_the_writes_and_found_before_and_after(
+        state: State) -> None:
+    put = event("order-7")
+    state.add(history=[put])
+    with state.reading() as db:
+        assert store.values_cursor(db) == 0  # the write did not index it...
+    assert query.trace_ids(state, "order-7") == [put.stamp.trace_id]  # ...a search finds it
+    assert indexer.catch_up(state) == 1
+    with state.reading() as db:
+        assert store.values_cursor(db) == store.cursor(db)
+        assert db.execute("SELECT COUNT(*) FROM trace_values WHERE value = 'order-7'"
+                          ).fetchone()[0] == 1
+    assert query.trace_ids(state, "order-7") == [put.stamp.trace_id]
+    newer = event("order-7", "e-2")  # a second trace carrying the same value: newest first
+    state.record(newer)
+    assert query.trace_ids(state, "order-7") == [newer.stamp.trace_id, put.stamp.trace_id]
+    assert indexer.catch_up(state) == 1 and indexer.catch_up(state) == 0
 
 
 def test_an_event_with_a_lone_surrogate_is_kept_and_found_by_its_other_values(
@@ -184,6 +203,8 @@ def test_a_record_of_an_earlier_state_is_a_trace_of_its_own(tmp_path: Path) -> N
     [entry] = upgraded.history()
     span = span_of(entry)
     assert span.trace_id.startswith("1-") and span.parent_id is None
+    assert indexer.catch_up(upgraded) == 1  # its values were never indexed: they are now
+    assert query.trace_ids(upgraded, "e") == [span.trace_id]
     upgraded.close()
 
 
@@ -199,6 +220,27 @@ def test_an_on_failure_destination_is_a_destination_span_and_a_dlq_a_dead_letter
         ("OnFailure destination -> Failures", "aws.sns", f"no such product (to {topic})", False),
         ("dead letter -> DeadLetters", "aws.sqs", f"no such product (to {queue})", False)]
     assert spans[0].attributes["aws.lambda.condition"] == "RetriesExhausted"
+
+
+def test_a_state_whose_values_were_indexed_with_its_rows_is_not_indexed_again(
+        tmp_path: Path) -> None:
+    import sqlite3
+    path = tmp_path / "v2.db"
+    written = State(path)
+    for n in range(3):
+        written.record(event(f"o-{n}", f"e-{n}"))
+    indexer.catch_up(written)
+    written.close()
+    db = sqlite3.connect(path)  # as a version-2 sandbox left it: values in, no cursor
+    db.execute("DROP TABLE trace_values_cursor")
+    db.execute("PRAGMA user_version = 2")
+    db.commit()
+    db.close()
+    upgraded = State(path)
+    with upgraded.reading() as db:
+        assert store.values_cursor(db) == store.cursor(db) == 3
+    assert indexer.catch_up(upgraded) == 0
+    upgraded.close()
 
 
 @pytest.mark.parametrize("text, seconds", [("7d", 7 * 86400), ("12h", 43200), ("30m", 1800),

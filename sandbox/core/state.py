@@ -144,8 +144,8 @@ def _add_message_columns(db: sqlite3.Connection) -> None:
 
 # UPGRADES[n] brings a version-n state to version n + 1. A new table needs no step (SCHEMA
 # creates what is missing); a changed one does: append a step, and the version follows.
-UPGRADES: tuple[Callable[[sqlite3.Connection], None], ...] = (_add_message_columns,
-                                                               traces.add_span_columns)
+UPGRADES: tuple[Callable[[sqlite3.Connection], None], ...] = (
+    _add_message_columns, traces.add_span_columns, traces.index_cursor_from_start)
 SCHEMA_VERSION = len(UPGRADES)
 
 
