@@ -6,8 +6,11 @@
   accepting an event (validation, writing it down) without any delivery after it.
 
 Both go through boto3 as the functions' calls do, so the floor carries the client's own cost
-too. What is left between the floor and the end-to-end figure is the sandbox's plumbing, and
-what the floor does not count: the fan-out's three writes to one item queueing behind each
+too. Beside the floor, the same `UpdateItem` through the sandbox's endpoint (as the functions
+send it under `up --trace-dynamodb`): the difference is what that pass-through costs a call.
+
+What is left between the floor and the end-to-end figure is the sandbox's plumbing, and what
+the floor does not count: the fan-out's three writes to one item queueing behind each
 other in DynamoDB Local, and the Lambda runtime around each handler.
 """
 
@@ -70,11 +73,13 @@ class Floor:
     def __init__(self, dynamodb_url: str, endpoint_url: str, bus: str) -> None:
         create_floor_table(dynamodb_url)
         self.stamps = Stamps(client(dynamodb_url))
+        self.through_endpoint = Stamps(client(endpoint_url))
         self.events = client(endpoint_url, "events")
         self.entry = {"EventBusName": bus, "Source": "bench.floor", "DetailType": "floor",
                       "Detail": json.dumps({"metadata": {"service": "bench"}})}
         self.update_ms: list[float] = []
         self.put_events_ms: list[float] = []
+        self.update_through_endpoint_ms: list[float] = []
 
     def put_event(self) -> None:
         answer = self.events.put_events(Entries=[self.entry])
@@ -84,12 +89,14 @@ class Floor:
     def warm_up(self) -> None:
         """The JVM compiles DynamoDB Local's hot paths over the first calls: not the floor."""
         timed_ms(self.stamps, WARM_UP_CALLS)
+        timed_ms(self.through_endpoint, WARM_UP_CALLS // 5)
         timed_ms(self.put_event, WARM_UP_CALLS // 5)
 
     def sample(self) -> None:
         for call in (self.stamps, self.put_event, self.stamps, self.put_event, self.stamps):
             (ms,) = timed_ms(call, 1)
             (self.update_ms if call is self.stamps else self.put_events_ms).append(ms)
+        self.update_through_endpoint_ms += timed_ms(self.through_endpoint, 1)
 
 
 def create_floor_table(dynamodb_url: str) -> None:

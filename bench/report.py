@@ -40,6 +40,7 @@ def table(r: dict[str, Any]) -> str:
     e2e_ratio = ratio(r["e2e_p50_ms"], r["floor_ms"])
     load_ratio = ratio(r["throughput_orders_s"], r["ceiling_orders_s"])
     warm = r["workshop"]
+    traced = r["traces"]["added_ms_per_order"]
     rows: list[tuple[str, str, str, str, str]] = [
         ("floor: UpdateItem, 1 client (p50 / p99)", p50_p99(floor["update_item_ms"]), "", "", ""),
         (f"floor: UpdateItem, {r['sizes']['floor_clients']} clients",
@@ -75,6 +76,13 @@ def table(r: dict[str, Any]) -> str:
          p50_p99(r["hops"]["api_gateway"]), "", "", ""),
         ("hop: PutEvents accepted to target START (p50 / p99)",
          p50_p99(r["hops"]["put_events_to_start"]), "", "", ""),
+        ("traces: added to one order's writes (spans; values indexed behind)",
+         number(traced, "ms"),
+         f"behind the work: {number(r['traces']['values_indexed_behind_ms_per_order'], 'ms')}",
+         "", f"<= 1 ms: {verdict(None if traced is None else traced <= 1)}"),
+        ("UpdateItem through the endpoint (up --trace-dynamodb), p50",
+         number(floor["update_item_through_endpoint_ms"]["p50"], "ms"),
+         f"+{number(floor['pass_through_added_ms'], 'ms')} a call over direct", "", ""),
     ]
     for segment, ms in e2e["critical_path_p50_ms"].items():
         rows.append((f"critical path p50: {segment}", number(ms, "ms"), "", "", ""))

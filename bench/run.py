@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import analysis, floor, history, report
+from bench import analysis, floor, history, report, trace_cost
 from bench.assembly import TWIN_STAGE, build
 from bench.orders import History, Order, closed_loop, lost_orders, one_at_a_time, wait_all
 from bench.sandbox_process import ROOT, SandboxProcess, cpu_seconds, proc_status_kb
@@ -192,8 +192,10 @@ def measure(args: argparse.Namespace, sandbox: SandboxProcess, assembly: Path) -
         peak = memory(sandbox, labels)
     finally:
         history.close()
+    say("traces: the run's history replayed with and without its spans")
     floors = {"update_ms": raw.update_ms, "updates_s": (updates_s, updates_after_s),
-              "put_ms": raw.put_events_ms}
+              "put_ms": raw.put_events_ms, "through_ms": raw.update_through_endpoint_ms,
+              "traces": trace_cost.cost(sandbox.history_db)}
     return results(args, ours, traced, lost, floors, window, peak)
 
 
@@ -243,7 +245,13 @@ def results(args: argparse.Namespace, ours: str, traced: list[Order], lost: list
                                                for x in floors["updates_s"]],
             "put_events_ms": analysis.summary(put_ms),
             "critical_path_ms": analysis.rounded(floor_ms),
+            # The same UpdateItem through the sandbox's endpoint (`up --trace-dynamodb`).
+            "update_item_through_endpoint_ms": analysis.summary(floors["through_ms"]),
+            "pass_through_added_ms": analysis.rounded(
+                (analysis.percentile(floors["through_ms"], 50) or 0.0) - update_p50),
         },
+        # What the spans add to an order's writes (bench/trace_cost.py); goal: at most 1 ms.
+        "traces": floors["traces"],
         "e2e": {
             "ms": analysis.summary(e2e),
             "client_answer_ms": analysis.summary((o.answered - o.sent) * 1000 for o in single),

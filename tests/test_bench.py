@@ -13,11 +13,12 @@ from typing import Any
 import pytest
 from sandbox_process import ROOT
 
-from bench import analysis
+from bench import analysis, trace_cost
 from bench.analysis import percentile
 from bench.assembly import TWIN_STAGE, twin_template
 from bench.orders import Order
-from sandbox.core.history import InvocationRun
+from sandbox.core.history import ApiRequest, EventPut, InvocationRun
+from sandbox.core.state import State
 
 REQUIRED = ("e2e_p50_ms", "e2e_p99_ms", "floor_ms", "throughput_orders_s", "ceiling_orders_s",
             "warm_ratio", "orders_lost")
@@ -41,7 +42,25 @@ def test_a_tiny_bench_writes_every_figure_and_loses_no_order(synthesized_app: An
     assert figures["orders"]["made"] >= 2 * 2  # at least the one-at-a-time orders of each stack
     assert figures["orders"]["not_accepted"] == 0
     assert "end to end, one at a time: p50" in run.stdout
+    assert figures["traces"]["orders"] >= 4 and figures["traces"]["rows"] >= 4 * 12
+    assert isinstance(figures["traces"]["added_ms_per_order"], float)
+    assert figures["floor"]["update_item_through_endpoint_ms"]["p50"] > 0
     assert (tmp_path / result.name.replace(".json", ".svg")).read_text().startswith("<svg")
+
+
+def test_the_trace_cost_replays_each_transaction_of_the_history_as_it_was(
+        tmp_path: Path) -> None:
+    state = State(tmp_path / "sandbox.db")
+    for n in range(3):  # three orders: each an API request, then two events in one commit
+        state.add(history=[ApiRequest(f"r-{n}", "OrderApi", "prod", "GET", "/order", 200, 0.0)])
+        state.add(history=[EventPut("bus", {"id": f"e-{n}", "detail": {"ID": f"o-{n}"}}, []),
+                           EventPut("bus", {"id": f"f-{n}", "detail": {"ID": f"o-{n}"}}, [])])
+    state.close()
+    figures = trace_cost.cost(tmp_path / "sandbox.db")
+    assert (figures["orders"], figures["rows"], figures["transactions"]) == (3, 9, 6)
+    assert all(isinstance(figures[k], float) for k in (
+        "plain_ms_per_order", "traced_ms_per_order", "added_ms_per_order",
+        "values_indexed_behind_ms_per_order"))
 
 
 def test_a_missing_assembly_says_to_synthesize_first(tmp_path: Path) -> None:

@@ -3,8 +3,9 @@
 The hops write their history rows alone; every `PERIOD_S` this thread indexes the values of the
 rows written since (`store.index_values`), a batch a transaction. Writing them with each row
 added 0.6 ms to an order's path (bench/trace_cost.py); a batch of a quarter second's rows is
-one commit, off the path. A search meanwhile reads the rows not indexed yet by their ids, so nothing written is
-missed; a sandbox stopped before its last batch indexes it at its next start.
+one commit, off the path. A search meanwhile reads the rows not indexed yet by their ids, so
+nothing written is missed; a sandbox stopped before its last batch indexes it at its next
+start.
 """
 
 from __future__ import annotations
