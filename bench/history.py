@@ -21,6 +21,15 @@ search for a copied order's ID finds its copy alone), and times moved so that ro
 order as retention expects (`sandbox.traces.store`): each batch's orders start between the
 newest row and now, spread evenly, each order's own timing kept. DynamoDB items are not copied:
 the tables are not history.
+
+Measured on this machine (2 CPUs, load average about 3, `--history 30000`): the fill writes
+29,632 orders (12 rows, about 30 values and 20 log lines each) in 63 s; the state file grows
+from 11 MB to 625 MB. A live refresh stays flat (8.3 -> 10 ms), and so do the first load
+(45 -> 33 ms) and the sandbox's memory (70 -> 80 MB). One trace read does not: 7 ms -> 603 ms,
+because the console reads each invocation's log lines through `LogStore.invocation`, whose
+START-line lookup (`log_group = ? AND message LIKE ? ORDER BY id DESC`) scans every line of
+the function's log group (`EXPLAIN QUERY PLAN`: log_events_at on log_group alone, then a temp
+B-tree): five invocations, five scans of about 120,000 lines at 30,000 orders.
 """
 
 from __future__ import annotations
