@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import analysis, floor, history, report, trace_cost
+from bench import analysis, deployed, floor, history, report, trace_cost
 from bench.assembly import TWIN_STAGE, build
 from bench.orders import History, Order, closed_loop, lost_orders, one_at_a_time, wait_all
 from bench.sandbox_process import ROOT, SandboxProcess, cpu_seconds, proc_status_kb
@@ -76,6 +76,20 @@ def parser() -> argparse.ArgumentParser:
                      f"at N orders as at {history.TEMPLATE_ORDERS}? (N above "
                      f"{history.TEMPLATE_ORDERS}: the first {history.TEMPLATE_ORDERS} are real "
                      "orders, measured, then copied up to N; see bench/history.py)")
+    aws = cli.add_argument_group(
+        "a deployed stack", "instead of the sandbox: --orders one at a time, then --users for "
+        "--seconds, on AWS with your credentials (see bench/deployed.py)")
+    aws.add_argument("--stack", help="the deployed CloudFormation stack to measure")
+    aws.add_argument("--table", help="its order table, when the stack's outputs do not name it")
+    aws.add_argument("--profile", help="the AWS profile to use (default: as the AWS CLI finds "
+                                       "credentials)")
+    aws.add_argument("--region", help="the stack's region (default: as the AWS CLI finds it)")
+    aws.add_argument("--max-orders", type=positive(int), default=500,
+                     help="orders in all, both phases, at most: each costs requests on AWS "
+                     "(default: %(default)s)")
+    aws.add_argument("--order-timeout", type=positive(float), default=30.0,
+                     help="seconds an order may take to get its five stamps before it counts "
+                     "as failed (default: %(default)s)")
     return cli
 
 
@@ -297,6 +311,8 @@ def results(args: argparse.Namespace, ours: str, traced: list[Order], lost: list
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    if args.stack:
+        return deployed.main(args)
     if not (args.assembly / "manifest.json").is_file():
         print(f"bench: no cloud assembly at {args.assembly}: run `make synth` first",
               file=sys.stderr)
