@@ -117,8 +117,10 @@ class FunctionLogs:
             self.out.write(f"[{self.label(function)}] {line}\n")
             self.out.flush()
 
-    def invocation(self, function: str, request_id: str) -> list[str]:
-        return self.store.invocation(self.group(function), request_id)
+    def invocation(self, function: str, request_id: str,
+                   around: tuple[float, float] | None = None) -> list[str]:
+        """One invocation's lines; `around`: when it ran, so only those lines are read."""
+        return self.store.invocation(self.group(function), request_id, around)
 
     def lines(self, label: str) -> list[str]:
         """The lines of the function shown as `label` (the console's lanes)."""

@@ -104,7 +104,7 @@ def invocation_logs(state: State) -> Callable[[Span], list[str]]:
                 "log_groups) AND at BETWEEN ? AND ? AND message LIKE ? LIMIT 1",
                 (int(span.start * 1000) - 1000, int(span.end * 1000) + 1000,
                  f"START RequestId: {request_id} %")).fetchone()
-        return store.invocation(row[0], request_id) if row else []
+        return store.invocation(row[0], request_id, (span.start, span.end)) if row else []
 
     return lines
 

@@ -47,8 +47,8 @@ def state(tmp_path: Path) -> Iterator[State]:
 
 @pytest.fixture
 def console(state: State) -> Console:
-    return Console(state, Tables(), lambda function, request_id: [f"START RequestId: {request_id}",
-                                                                  f"{function} says hello"],
+    return Console(state, Tables(), lambda function, request_id, around: [
+                       f"START RequestId: {request_id}", f"{function} says hello"],
                    [], {BUS: ["to-booker"]}, {FUNCTION: "Booker"}, {QUEUE: "audit"}, [QUEUE],
                    "Hotels")
 

@@ -152,3 +152,26 @@ def test_one_invocation_lines_for_the_log_tail(tmp_path: Path) -> None:
     assert store.invocation("g", "r1") == ["START RequestId: r1 Version: $LATEST", "hello",
                                            "END RequestId: r1",
                                            "REPORT RequestId: r1\tDuration: 1 ms"]
+
+
+def test_an_invocation_is_read_by_the_time_it_ran_not_by_a_scan_of_its_group(
+        tmp_path: Path) -> None:
+    state = State(tmp_path / "state.db")
+    store = LogStore(state)
+    for n in range(50):  # a busy function: a run every second
+        for line in (f"START RequestId: r{n} Version: $LATEST", f"line of r{n}",
+                     f"REPORT RequestId: r{n}\tDuration: 1 ms"):
+            store.put("g", "a", line, at_ms=1_000_000 + n * 1000)
+    assert store.invocation("g", "r7", (1007.0, 1007.01)) == [
+        "START RequestId: r7 Version: $LATEST", "line of r7",
+        "REPORT RequestId: r7\tDuration: 1 ms"]
+    assert store.invocation("g", "r7", (1030.0, 1031.0)) == []  # not when it ran: not found
+    statements: list[str] = []
+    with state.reading() as db:
+        db.set_trace_callback(statements.append)
+    store.invocation("g", "r7", (1007.0, 1007.01))
+    with state.reading() as db:
+        db.set_trace_callback(None)
+        plans = [row[3] for s in statements if s.startswith("SELECT")
+                 for row in db.execute("EXPLAIN QUERY PLAN " + s)]
+    assert any("log_events_at (log_group=? AND at>? AND at<?)" in p for p in plans), plans

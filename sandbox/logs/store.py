@@ -21,6 +21,7 @@ from sandbox.core.state import State
 LOG_GROUP = "AWS::Logs::LogGroup"
 FUNCTION = "AWS::Lambda::Function"
 DAY_MS = 86_400_000
+SLACK_MS = 1_000  # a line's time against its invocation's: written a moment after, by a thread
 
 
 @dataclass(frozen=True)
@@ -118,17 +119,25 @@ class LogStore:
         return [row[0] for row in self._rows(
             "SELECT message FROM log_events WHERE log_group = ? ORDER BY id", (group,))]
 
-    def invocation(self, group: str, request_id: str) -> list[str]:
+    def invocation(self, group: str, request_id: str,
+                   around: tuple[float, float] | None = None) -> list[str]:
         """The lines of one invocation, from its START line to its REPORT line, in its
-        worker's stream (what Lambda's `LogType: Tail` answers the end of)."""
-        start = self._rows("SELECT id, stream FROM log_events WHERE log_group = ? AND "
-                           "message LIKE ? ORDER BY id DESC LIMIT 1",
-                           (group, f"START RequestId: {request_id} %"))
+        worker's stream (what Lambda's `LogType: Tail` answers the end of). `around`: when it
+        ran (epoch seconds, start and end), so only the lines of that time are read, by the
+        group's time index: a busy function's group holds a line for every run it ever made."""
+        sql = "SELECT id, stream FROM log_events WHERE log_group = ? AND message LIKE ?"
+        args: tuple[Any, ...] = (group, f"START RequestId: {request_id} %")
+        end = None
+        if around is not None:
+            start_ms, end = int(around[0] * 1000) - SLACK_MS, int(around[1] * 1000) + SLACK_MS
+            sql += " AND at BETWEEN ? AND ?"
+            args += (start_ms, end)
+        start = self._rows(sql + " ORDER BY id DESC LIMIT 1", args)
         if not start:
             return []
         first, stream = start[0]
         lines = []
-        for event in self.events(group, stream, after=first - 1):
+        for event in self.events(group, stream, after=first - 1, end=end):
             lines.append(event.message)
             if event.message.startswith(f"REPORT RequestId: {request_id}"):
                 break
