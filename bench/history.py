@@ -15,12 +15,13 @@ measurements the bench writes the history of the missing orders straight into th
 state file, beside the running sandbox (SQLite's write-ahead log lets a second writer take
 turns; each transaction holds `FILL_BATCH` orders, so the sandbox's own writes wait little).
 What it writes is what the sandbox wrote for the first real orders, copied: each order's
-history rows (its spans) with the values they are found by (`trace_values`) and its functions'
-log lines, every ID in them fresh (trace and span IDs, the order ID, event and request IDs: a
-search for a copied order's ID finds its copy alone), and times moved so that rows stay in id
-order as retention expects (`sandbox.traces.store`): each batch's orders start between the
-newest row and now, spread evenly, each order's own timing kept. DynamoDB items are not copied:
-the tables are not history.
+history rows (its spans) and its functions' log lines, every ID in them fresh (trace and span
+IDs, the order ID, event and request IDs: a search for a copied order's ID finds its copy
+alone), and times moved so that rows stay in id order as retention expects
+(`sandbox.traces.store`): each batch's orders start between the newest row and now, spread
+evenly, each order's own timing kept. The values the copies are found by are indexed by the
+sandbox itself, behind the work as always (`sandbox.traces.indexer`): the bench waits until it
+has caught up before it measures. DynamoDB items are not copied: the tables are not history.
 
 Measured on this machine (2 CPUs, load average about 3, `--history 30000`): the fill writes
 29,632 orders (12 rows, about 30 values and 20 log lines each) in 63 s; the state file grows
@@ -81,12 +82,11 @@ HISTORY_ROW = "at, kind, record, trace_id, span_id, parent_id, start, resource"
 
 @dataclass
 class Template:
-    """One real order as the sandbox wrote it: its history rows (HISTORY_ROW, in id order), the
-    values each row is found by, and its functions' log lines (group, stream, at ms, message)."""
+    """One real order as the sandbox wrote it: its history rows (HISTORY_ROW, in id order) and
+    its functions' log lines (group, stream, at ms, message)."""
 
     order_id: str
     rows: list[tuple[Any, ...]]
-    values: list[list[str]]
     lines: list[tuple[str, str, int, str]]
     start: float = 0.0
     end: float = 0.0
@@ -98,11 +98,10 @@ class Template:
 
 @dataclass
 class Copy:
-    """A template's rows, values and lines with fresh IDs, `shift` seconds later."""
+    """A template's rows and lines with fresh IDs, `shift` seconds later."""
 
     order_id: str
     rows: list[tuple[Any, ...]] = field(default_factory=list)
-    values: list[list[str]] = field(default_factory=list)
     lines: list[tuple[str, str, int, str]] = field(default_factory=list)
 
 
@@ -140,7 +139,6 @@ def copy_of(template: Template, shift: float) -> Copy:
     for at, kind, record, trace_id, span_id, parent_id, start, resource in template.rows:
         copy.rows.append((at + shift, kind, json.dumps(moved(json.loads(record))), text(trace_id),
                           span(span_id), span(parent_id), start + shift, resource))
-    copy.values = [[text(v) for v in values] for values in template.values]
     copy.lines = [(group, stream, at + round(shift * 1000), text(message))
                   for group, stream, at, message in template.lines]
     return copy
@@ -151,16 +149,14 @@ def templates(db: sqlite3.Connection, order_ids: list[str]) -> list[Template]:
     lines = invocation_lines(db)
     found = []
     for order_id in order_ids:
-        rows, values, logs = [], [], []
+        rows, logs = [], []
         for trace_id in store.traces_with(db, order_id):
-            for row_id, *row in db.execute(f"SELECT id, {HISTORY_ROW} FROM history "
-                                           "WHERE trace_id = ? ORDER BY id", (trace_id,)):
+            for row in db.execute(f"SELECT {HISTORY_ROW} FROM history WHERE trace_id = ? "
+                                  "ORDER BY id", (trace_id,)):
                 rows.append(tuple(row))
-                values.append([v for (v,) in db.execute(
-                    "SELECT value FROM trace_values WHERE history_id = ?", (row_id,))])
                 logs += lines.get(json.loads(row[2]).get("request_id") or "", [])
         if rows:
-            found.append(Template(order_id, rows, values, sorted(logs, key=lambda x: x[2])))
+            found.append(Template(order_id, rows, sorted(logs, key=lambda x: x[2])))
     return found
 
 
@@ -218,15 +214,21 @@ def write_batch(db: sqlite3.Connection, picked: list[Template], longest: float) 
 
 
 def insert_rows(db: sqlite3.Connection, copies: list[Copy]) -> None:
-    """Every copy's rows in the order of when they were written, each with its values."""
-    rows = sorted(((row, values) for c in copies for row, values in zip(c.rows, c.values,
-                                                                         strict=True)),
-                  key=lambda pair: pair[0][0])
-    for row, values in rows:
-        row_id = db.execute(f"INSERT INTO history ({HISTORY_ROW}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                            row).lastrowid
-        db.executemany("INSERT OR IGNORE INTO trace_values (value, history_id) VALUES (?, ?)",
-                       [(value, row_id) for value in values])
+    """Every copy's rows in the order of when they were written."""
+    rows = sorted((row for c in copies for row in c.rows), key=lambda row: row[0])
+    db.executemany(f"INSERT INTO history ({HISTORY_ROW}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+
+
+def wait_indexed(db_path: Path, timeout_s: float = 900.0) -> float:
+    """Seconds until the sandbox has indexed the values of every row (its indexer's cursor at
+    the newest row)."""
+    began = time.monotonic()
+    with sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=BUSY_MS / 1000) as db:
+        while store.values_cursor(db) < store.cursor(db):
+            if time.monotonic() - began > timeout_s:
+                raise RuntimeError(f"the sandbox did not index the copies within {timeout_s} s")
+            time.sleep(0.5)
+    return round(time.monotonic() - began, 1)
 
 
 # Measuring
@@ -361,6 +363,8 @@ def run(args: argparse.Namespace, sandbox: SandboxProcess, stage: str) -> dict[s
         began = time.monotonic()
         copied = fill(sandbox.history_db, copied_from, count)
         fill_s = round(time.monotonic() - began, 1)
+        say("history: waiting for the sandbox to index the copies' values")
+        index_s = wait_indexed(sandbox.history_db)
         orders.one_by_one(NEWEST_REAL)
         say(f"history: measuring at {len(orders.ids) + len(copied)} orders")
         large = figures(sandbox, orders.one_by_one, orders.ids + copied, orders.ids)
@@ -372,6 +376,7 @@ def run(args: argparse.Namespace, sandbox: SandboxProcess, stage: str) -> dict[s
     finally:
         history.close()
     return results(args, small, large, {"copied_orders": len(copied), "fill_s": fill_s,
+                                        "index_s": index_s,
                                         "copy_search_hits": len(found["traces"])})
 
 
@@ -424,6 +429,7 @@ def table(r: dict[str, Any]) -> str:
     lines += ["  ".join([*(row[i].ljust(widths[i]) for i in range(4)), row[4]]).rstrip()
               for row in rows]
     lines.append(f"\n{fill_figures['copied_orders']} orders copied into the state in "
-                 f"{fill_figures['fill_s']:g} s; a copied order's ID finds "
+                 f"{fill_figures['fill_s']:g} s, their values indexed by the sandbox in "
+                 f"{fill_figures['index_s']:g} s; a copied order's ID finds "
                  f"{fill_figures['copy_search_hits']} trace(s)")
     return "\n".join(lines)
