@@ -175,3 +175,27 @@ def test_an_invocation_is_read_by_the_time_it_ran_not_by_a_scan_of_its_group(
         plans = [row[3] for s in statements if s.startswith("SELECT")
                  for row in db.execute("EXPLAIN QUERY PLAN " + s)]
     assert any("log_events_at (log_group=? AND at>? AND at<?)" in p for p in plans), plans
+
+
+def test_reading_an_invocation_costs_the_same_however_long_its_stream_goes_on(
+        tmp_path: Path) -> None:
+    """SQLite's own count of the steps it ran, not a timing: a worker's stream goes on with
+    every later invocation, and none of them may be read to find this one's lines."""
+    def steps(later: int) -> int:
+        state = State(tmp_path / f"{later}.db")
+        store = LogStore(state)
+        lines = [("START RequestId: r0 Version: $LATEST", 1000), ("hello", 1000),
+                 ("REPORT RequestId: r0\tDuration: 1 ms", 1001)]
+        lines += [(f"line {n} of a later run", 5000 + n) for n in range(later)]
+        for message, at in lines:
+            store.put("g", "a", message, at_ms=at)
+        counted = [0]
+        with state.reading() as db:
+            db.set_progress_handler(lambda: counted.__setitem__(0, counted[0] + 1) or 0, 10)
+        assert store.invocation("g", "r0", (1.0, 1.001)) == [line for line, _ in lines[:3]]
+        with state.reading() as db:
+            db.set_progress_handler(None, 10)
+        state.close()
+        return counted[0]
+
+    assert steps(5_000) <= 1.5 * steps(50)

@@ -21,6 +21,7 @@ from sandbox.core.state import State
 LOG_GROUP = "AWS::Logs::LogGroup"
 FUNCTION = "AWS::Lambda::Function"
 DAY_MS = 86_400_000
+PAGE = 64  # lines read at a time while looking for an invocation's REPORT line
 SLACK_MS = 1_000  # a line's time against its invocation's: written a moment after, by a thread
 
 
@@ -136,9 +137,16 @@ class LogStore:
         if not start:
             return []
         first, stream = start[0]
-        lines = []
-        for event in self.events(group, stream, after=first - 1, end=end):
-            lines.append(event.message)
-            if event.message.startswith(f"REPORT RequestId: {request_id}"):
-                break
+        after = first - 1
+        lines: list[str] = []
+        # A page at a time, by the stream's index alone: the stream goes on with the worker's
+        # later invocations, which a time filter in the query would make it read to the end.
+        while page := self.events(group, stream, after=after, limit=PAGE):
+            for event in page:
+                if end is not None and event.at > end:
+                    return lines
+                lines.append(event.message)
+                if event.message.startswith(f"REPORT RequestId: {request_id}"):
+                    return lines
+            after = page[-1].id
         return lines
