@@ -75,6 +75,7 @@ GOALS = {"trace_read_ms": 1.5, "refresh_ms": 2.0, "rss_mb": 1.5}  # at N / at 30
 FRESH = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
                    r"|1-[0-9a-f]{8}-[0-9a-f]{24}")
 HISTORY_ROW = "at, kind, record, trace_id, span_id, parent_id, start, resource"
+Line = tuple[str, str, int, str, str]  # a log line: group, stream, at ms, message, request ID
 
 
 # The history of one real order, and its copies
@@ -83,11 +84,11 @@ HISTORY_ROW = "at, kind, record, trace_id, span_id, parent_id, start, resource"
 @dataclass
 class Template:
     """One real order as the sandbox wrote it: its history rows (HISTORY_ROW, in id order) and
-    its functions' log lines (group, stream, at ms, message)."""
+    its functions' log lines (group, stream, at ms, message, request ID)."""
 
     order_id: str
     rows: list[tuple[Any, ...]]
-    lines: list[tuple[str, str, int, str]]
+    lines: list[Line]
     start: float = 0.0
     end: float = 0.0
 
@@ -102,7 +103,7 @@ class Copy:
 
     order_id: str
     rows: list[tuple[Any, ...]] = field(default_factory=list)
-    lines: list[tuple[str, str, int, str]] = field(default_factory=list)
+    lines: list[Line] = field(default_factory=list)
 
 
 def copy_of(template: Template, shift: float) -> Copy:
@@ -139,8 +140,8 @@ def copy_of(template: Template, shift: float) -> Copy:
     for at, kind, record, trace_id, span_id, parent_id, start, resource in template.rows:
         copy.rows.append((at + shift, kind, json.dumps(moved(json.loads(record))), text(trace_id),
                           span(span_id), span(parent_id), start + shift, resource))
-    copy.lines = [(group, stream, at + round(shift * 1000), text(message))
-                  for group, stream, at, message in template.lines]
+    copy.lines = [(group, stream, at + round(shift * 1000), text(message), text(request_id))
+                  for group, stream, at, message, request_id in template.lines]
     return copy
 
 
@@ -160,19 +161,12 @@ def templates(db: sqlite3.Connection, order_ids: list[str]) -> list[Template]:
     return found
 
 
-def invocation_lines(db: sqlite3.Connection) -> dict[str, list[tuple[str, str, int, str]]]:
+def invocation_lines(db: sqlite3.Connection) -> dict[str, list[Line]]:
     """Each invocation's log lines (its START line to its REPORT line), by request ID."""
-    found: dict[str, list[tuple[str, str, int, str]]] = {}
-    running: dict[tuple[str, str], str] = {}  # (group, stream) -> the request it is in
-    for group, stream, at, message in db.execute(
-            "SELECT log_group, stream, at, message FROM log_events ORDER BY id"):
-        if message.startswith("START RequestId: "):
-            running[(group, stream)] = message.split()[2]
-        request_id = running.get((group, stream))
-        if request_id is not None:
-            found.setdefault(request_id, []).append((group, stream, at, message))
-        if message.startswith("REPORT RequestId: "):
-            running.pop((group, stream), None)
+    found: dict[str, list[Line]] = {}
+    for line in db.execute("SELECT log_group, stream, at, message, request_id FROM log_events "
+                           "WHERE request_id IS NOT NULL ORDER BY id"):
+        found.setdefault(line[4], []).append(line)
     return found
 
 
@@ -204,8 +198,8 @@ def write_batch(db: sqlite3.Connection, picked: list[Template], longest: float) 
         copies = [copy_of(t, newest + i * step - t.start) for i, t in enumerate(picked)]
         insert_rows(db, copies)
         # Each copy's lines together: a stream is one worker's, which runs one at a time.
-        db.executemany("INSERT INTO log_events (log_group, stream, at, message) "
-                       "VALUES (?, ?, ?, ?)", [line for c in copies for line in c.lines])
+        db.executemany("INSERT INTO log_events (log_group, stream, at, message, request_id) "
+                       "VALUES (?, ?, ?, ?, ?)", [line for c in copies for line in c.lines])
         db.execute("COMMIT")
     except BaseException:
         db.execute("ROLLBACK")

@@ -110,17 +110,15 @@ class FunctionLogs:
     def group(self, function: str) -> str:
         return self.groups.get(function, f"/aws/lambda/{function}")
 
-    def __call__(self, function: str, line: str, stream: str) -> None:
+    def __call__(self, function: str, line: str, stream: str, request_id: str | None) -> None:
         with contextlib.suppress(StorageFull):  # a full disk keeps no line; the terminal shows it
-            self.store.put(self.group(function), stream, line)
+            self.store.put(self.group(function), stream, line, request_id=request_id)
         with self._lock:
             self.out.write(f"[{self.label(function)}] {line}\n")
             self.out.flush()
 
-    def invocation(self, function: str, request_id: str,
-                   around: tuple[float, float] | None = None) -> list[str]:
-        """One invocation's lines; `around`: when it ran, so only those lines are read."""
-        return self.store.invocation(self.group(function), request_id, around)
+    def invocation(self, request_id: str) -> list[str]:
+        return self.store.invocation(request_id)
 
     def lines(self, label: str) -> list[str]:
         """The lines of the function shown as `label` (the console's lanes)."""

@@ -90,21 +90,13 @@ def short(resource: str) -> str:
 
 
 def invocation_logs(state: State) -> Callable[[Span], list[str]]:
-    """Reads an invocation's lines from the log group that holds its START line, found by the
-    log groups' time index around its run (a function may log to a group of its choosing)."""
+    """An invocation's lines, whichever log group its function writes to (each line names its
+    invocation)."""
     store = LogStore(state)
 
     def lines(span: Span) -> list[str]:
         request_id = getattr(span.record, "request_id", None)
-        if span.kind != "invocation" or not request_id:
-            return []
-        with state.reading() as db:
-            row = db.execute(
-                "SELECT log_group FROM log_events WHERE log_group IN (SELECT name FROM "
-                "log_groups) AND at BETWEEN ? AND ? AND message LIKE ? LIMIT 1",
-                (int(span.start * 1000) - 1000, int(span.end * 1000) + 1000,
-                 f"START RequestId: {request_id} %")).fetchone()
-        return store.invocation(row[0], request_id, (span.start, span.end)) if row else []
+        return store.invocation(request_id) if span.kind == "invocation" and request_id else []
 
     return lines
 

@@ -66,7 +66,8 @@ def template() -> Template:
             (1000.02, "event", json.dumps(event), TRACE, "91d2ca9ff9a18979", "a36942be0b279f3f",
              1000.02, "OrderBus")]
     lines = [("Logs", "2026/11/29/[$LATEST]18d9eade", 1000010,
-              "START RequestId: 30965689-ffb5-43ad-a5db-4dddcb6d8481 Version: $LATEST")]
+              "START RequestId: 30965689-ffb5-43ad-a5db-4dddcb6d8481 Version: $LATEST",
+              "30965689-ffb5-43ad-a5db-4dddcb6d8481")]
     return Template(ORDER, rows, lines)
 
 
@@ -85,7 +86,7 @@ def test_a_copy_has_fresh_ids_kept_consistent_and_its_times_shifted() -> None:
     assert json.loads(invocation[2])["memory_mb"] == 256  # not a time
     request_id = json.loads(invocation[2])["request_id"]
     assert copy.lines == [("Logs", "2026/11/29/[$LATEST]18d9eade", 1060010,
-                           f"START RequestId: {request_id} Version: $LATEST")]
+                           f"START RequestId: {request_id} Version: $LATEST", request_id)]
 
 
 def test_two_copies_share_no_id() -> None:

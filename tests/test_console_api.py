@@ -47,8 +47,8 @@ def state(tmp_path: Path) -> Iterator[State]:
 
 @pytest.fixture
 def console(state: State) -> Console:
-    return Console(state, Tables(), lambda function, request_id, around: [
-                       f"START RequestId: {request_id}", f"{function} says hello"],
+    return Console(state, Tables(), lambda request_id: [
+                       f"START RequestId: {request_id}", f"{request_id} says hello"],
                    [], {BUS: ["to-booker"]}, {FUNCTION: "Booker"}, {QUEUE: "audit"}, [QUEUE],
                    "Hotels")
 
@@ -133,7 +133,7 @@ def test_a_trace_is_a_waterfall_with_its_marks_and_log_lines(state: State,
     assert rows == [(0, "event", []), (1, "delivery", ["retry 1"]),
                     (2, "invocation", ["cold start", "retry 1", "failed"])]
     run = shown["spans"][2]
-    assert run["logs"] == ["START RequestId: r-1", "booker says hello"]
+    assert run["logs"] == ["START RequestId: r-1", "r-1 says hello"]
     assert run["reason"] == "Boom: no" and run["offset_ms"] >= 0
     assert console.trace("1-00000000-000000000000000000000000") is None
 

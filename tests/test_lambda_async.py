@@ -105,7 +105,7 @@ class World:
         self.targets = Targets()
         Queues([stack], self.state, self.targets)
         self.lambda_ = LambdaService([stack], self.state, self.targets, self.settings,
-                                     base_env={}, on_log=lambda function, line, stream: None)
+                                     base_env={}, on_log=lambda *_: None)
         self.runs = Runs(answers)
         self.versions: list[str] = []  # the version of each run
 

@@ -68,7 +68,8 @@ class Logs:
         self.lines: list[tuple[str, str]] = []
         self._lock = threading.Lock()
 
-    def __call__(self, function_name: str, line: str, stream: str) -> None:
+    def __call__(self, function_name: str, line: str, stream: str,
+                 request_id: str | None) -> None:
         with self._lock:
             self.lines.append((function_name, line))
 

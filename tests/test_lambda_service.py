@@ -22,7 +22,7 @@ def test_an_invocation_whose_function_left_the_template_ends_with_its_reason(
     nor vanish without a trace."""
     state = State(tmp_path / "sandbox.db")
     service = LambdaService([], state, Targets(), Settings(), base_env={},
-                            on_log=lambda function, line, stream: None)
+                            on_log=lambda *_: None)
     event = {"id": "e-1", "detail": {"data": {"ID": "order-1"}}}
     state.add(jobs=[NewJob(INVOKE, GONE, {"body": json.dumps(event), "request_id": "r-1",
                                           "context": {"event_id": "e-1"}})])

@@ -144,58 +144,57 @@ def test_retention_deletes_older_events_at_start(tmp_path: Path) -> None:
 
 def test_one_invocation_lines_for_the_log_tail(tmp_path: Path) -> None:
     store = LogStore(State(tmp_path / "state.db"))
-    for stream, line in [("a", "START RequestId: r1 Version: $LATEST"), ("b", "other worker"),
-                         ("a", "hello"), ("a", "END RequestId: r1"),
-                         ("a", "REPORT RequestId: r1\tDuration: 1 ms"),
-                         ("a", "START RequestId: r2 Version: $LATEST")]:
-        store.put("g", stream, line)
-    assert store.invocation("g", "r1") == ["START RequestId: r1 Version: $LATEST", "hello",
-                                           "END RequestId: r1",
-                                           "REPORT RequestId: r1\tDuration: 1 ms"]
+    for stream, line, request_id in [
+            ("a", "init line", None), ("a", "START RequestId: r1 Version: $LATEST", "r1"),
+            ("b", "other worker", "r0"), ("a", "hello", "r1"), ("a", "END RequestId: r1", "r1"),
+            ("a", "REPORT RequestId: r1\tDuration: 1 ms", "r1"),
+            ("a", "START RequestId: r2 Version: $LATEST", "r2")]:
+        store.put("g", stream, line, request_id=request_id)
+    assert store.invocation("r1") == ["START RequestId: r1 Version: $LATEST", "hello",
+                                      "END RequestId: r1", "REPORT RequestId: r1\tDuration: 1 ms"]
+    assert store.invocation("r9") == []
 
 
-def test_an_invocation_is_read_by_the_time_it_ran_not_by_a_scan_of_its_group(
-        tmp_path: Path) -> None:
-    state = State(tmp_path / "state.db")
-    store = LogStore(state)
-    for n in range(50):  # a busy function: a run every second
-        for line in (f"START RequestId: r{n} Version: $LATEST", f"line of r{n}",
-                     f"REPORT RequestId: r{n}\tDuration: 1 ms"):
-            store.put("g", "a", line, at_ms=1_000_000 + n * 1000)
-    assert store.invocation("g", "r7", (1007.0, 1007.01)) == [
-        "START RequestId: r7 Version: $LATEST", "line of r7",
-        "REPORT RequestId: r7\tDuration: 1 ms"]
-    assert store.invocation("g", "r7", (1030.0, 1031.0)) == []  # not when it ran: not found
-    statements: list[str] = []
-    with state.reading() as db:
-        db.set_trace_callback(statements.append)
-    store.invocation("g", "r7", (1007.0, 1007.01))
-    with state.reading() as db:
-        db.set_trace_callback(None)
-        plans = [row[3] for s in statements if s.startswith("SELECT")
-                 for row in db.execute("EXPLAIN QUERY PLAN " + s)]
-    assert any("log_events_at (log_group=? AND at>? AND at<?)" in p for p in plans), plans
-
-
-def test_reading_an_invocation_costs_the_same_however_long_its_stream_goes_on(
+def test_reading_an_invocation_costs_the_same_however_many_lines_its_function_wrote(
         tmp_path: Path) -> None:
     """SQLite's own count of the steps it ran, not a timing: a worker's stream goes on with
     every later invocation, and none of them may be read to find this one's lines."""
     def steps(later: int) -> int:
         state = State(tmp_path / f"{later}.db")
         store = LogStore(state)
-        lines = [("START RequestId: r0 Version: $LATEST", 1000), ("hello", 1000),
-                 ("REPORT RequestId: r0\tDuration: 1 ms", 1001)]
-        lines += [(f"line {n} of a later run", 5000 + n) for n in range(later)]
-        for message, at in lines:
-            store.put("g", "a", message, at_ms=at)
+        lines = [("START RequestId: r0 Version: $LATEST", "r0"), ("hello", "r0"),
+                 ("REPORT RequestId: r0\tDuration: 1 ms", "r0")]
+        lines += [(f"line of run {n}", f"r{n + 1}") for n in range(later)]
+        for message, request_id in lines:
+            store.put("g", "a", message, request_id=request_id)
         counted = [0]
         with state.reading() as db:
             db.set_progress_handler(lambda: counted.__setitem__(0, counted[0] + 1) or 0, 10)
-        assert store.invocation("g", "r0", (1.0, 1.001)) == [line for line, _ in lines[:3]]
+        assert store.invocation("r0") == [line for line, _ in lines[:3]]
         with state.reading() as db:
             db.set_progress_handler(None, 10)
         state.close()
         return counted[0]
 
     assert steps(5_000) <= 1.5 * steps(50)
+
+
+def test_the_lines_of_an_earlier_state_get_their_invocation_from_their_stream(
+        tmp_path: Path) -> None:
+    import sqlite3
+    path = tmp_path / "v3.db"
+    State(path).close()
+    db = sqlite3.connect(path)  # as a version-3 sandbox left it: lines without their invocation
+    db.execute("DROP INDEX log_events_request")
+    db.execute("ALTER TABLE log_events DROP COLUMN request_id")
+    db.executemany("INSERT INTO log_events (log_group, stream, at, message) VALUES (?, ?, 0, ?)",
+                   [("g", "a", "init line"), ("g", "a", "START RequestId: r1 Version: $LATEST"),
+                    ("g", "b", "START RequestId: r2 Version: $LATEST"), ("g", "a", "hello"),
+                    ("g", "a", "REPORT RequestId: r1\tDuration: 1 ms"), ("g", "a", "later")])
+    db.execute("PRAGMA user_version = 3")
+    db.commit()
+    db.close()
+    store = LogStore(State(path))
+    assert store.invocation("r1") == ["START RequestId: r1 Version: $LATEST", "hello",
+                                      "REPORT RequestId: r1\tDuration: 1 ms"]
+    assert store.invocation("r2") == ["START RequestId: r2 Version: $LATEST"]

@@ -126,7 +126,7 @@ class World:
         self.targets = Targets()
         Queues([stack], self.state, self.targets)
         LambdaService([stack], self.state, self.targets, Settings(), base_env={},
-                      on_log=lambda function, line, stream: None)
+                      on_log=lambda *_: None)
         self.topics = Topics([stack], self.targets)
 
     def publish(self, message: str, **parcel: Any) -> None:

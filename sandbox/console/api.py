@@ -40,7 +40,7 @@ from sandbox.journey import (
     summary,
 )
 from sandbox.traces import query
-from sandbox.traces.model import Span, Trace, span_of
+from sandbox.traces.model import Span, Trace
 
 if TYPE_CHECKING:
     from sandbox.sandbox import Sandbox
@@ -138,16 +138,15 @@ def marks(span: Span) -> list[str]:
     return out
 
 
-def waterfall(trace: Trace, logs: Callable[..., list[str]]) -> dict[str, Any]:
+def waterfall(trace: Trace, logs: Callable[[str], list[str]]) -> dict[str, Any]:
     """A trace's spans, parents before children, each with its offset from the trace's start,
-    its marks and, for an invocation, its log lines (`logs(function, request_id, around)`)."""
+    its marks and, for an invocation, its log lines (`logs(request_id)`)."""
     spans = []
     for depth, span in trace.walk():
         row = {**span.as_dict(), "depth": depth, "marks": marks(span),
                "offset_ms": round((span.start - trace.start) * 1000, 2)}
         if isinstance(span.record, InvocationRun):
-            row["logs"] = logs(span.record.function, span.record.request_id,
-                               (span.start, span.end))
+            row["logs"] = logs(span.record.request_id)
         spans.append(row)
     return {**trace.summary(), "spans": spans}
 
@@ -170,7 +169,7 @@ class Console:
         self,
         state: State,
         dynamodb: Any,
-        logs: Callable[..., list[str]],
+        logs: Callable[[str], list[str]],
         routes: list[dict[str, Any]],
         buses: Mapping[str, list[str]],
         functions: Mapping[str, str],
@@ -178,11 +177,10 @@ class Console:
         failure_queues: Iterable[str],
         title: str,
     ) -> None:
-        """`dynamodb` is a boto3 client for the tables; `logs(function, request_id, around)`
-        the lines of one invocation that ran `around` (start, end); `buses` maps each bus to
-        its rules, `functions` each function name to its display name, `queues` each queue ARN
-        to its name; `failure_queues` are the ARNs of the dead-letter queues and on-failure
-        destinations."""
+        """`dynamodb` is a boto3 client for the tables; `logs(request_id)` the lines of one
+        invocation; `buses` maps each bus to its rules, `functions` each function name to its
+        display name, `queues` each queue ARN to its name; `failure_queues` are the ARNs of the
+        dead-letter queues and on-failure destinations."""
         self.state = state
         self.dynamodb = dynamodb
         self.logs = logs
@@ -312,8 +310,7 @@ class Console:
                              "via": record.via, "event": record.event})
             elif kind == "function" and isinstance(record, InvocationRun):
                 rows.append({**row, "request_id": record.request_id, "trigger": record.trigger,
-                             "logs": self.logs(record.function, record.request_id,
-                                               (span.start, span.end))})
+                             "logs": self.logs(record.request_id)})
             elif kind == "queue" and isinstance(record, MessageQueued):
                 rows.append({**row, "message_id": record.message_id, "via": record.via,
                              "body": record.body})
@@ -359,8 +356,6 @@ class Console:
         for entry in records:
             if isinstance(entry.record, InvocationRun):
                 run = entry.record
-                span = span_of(entry)
-                logs.setdefault(run.service, []).extend(
-                    self.logs(run.function, run.request_id, (span.start, span.end)))
+                logs.setdefault(run.service, []).extend(self.logs(run.request_id))
         return build_journey(item, table.key_name, table.name, records, logs, None,
                              self.functions)

@@ -102,7 +102,8 @@ CREATE TABLE IF NOT EXISTS log_events (  -- every line a function wrote (sandbox
     log_group TEXT NOT NULL,
     stream TEXT NOT NULL,          -- one per worker, named as Lambda names them
     at INTEGER NOT NULL,           -- timestamp, epoch milliseconds
-    message TEXT NOT NULL
+    message TEXT NOT NULL,
+    request_id TEXT                -- the invocation it belongs to (NULL: a worker's init)
 );
 CREATE INDEX IF NOT EXISTS log_events_stream ON log_events (log_group, stream, id);
 CREATE INDEX IF NOT EXISTS log_events_at ON log_events (log_group, at);
@@ -142,10 +143,32 @@ def _add_message_columns(db: sqlite3.Connection) -> None:
                 db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
 
 
+def _add_log_request_ids(db: sqlite3.Connection) -> None:
+    """Version 3 -> 4: each log line names its invocation, so an invocation's lines are found
+    by an index however many lines its function wrote. Older lines get theirs from their
+    stream: the lines from a START line to its REPORT line."""
+    if "request_id" not in {row[1] for row in db.execute("PRAGMA table_info(log_events)")}:
+        db.execute("ALTER TABLE log_events ADD COLUMN request_id TEXT")
+    running: dict[tuple[str, str], str] = {}
+    named = []
+    for id_, group, stream, message in db.execute(
+            "SELECT id, log_group, stream, message FROM log_events ORDER BY id").fetchall():
+        if message.startswith("START RequestId: "):
+            running[(group, stream)] = message.split()[2]
+        if (group, stream) in running:
+            named.append((running[(group, stream)], id_))
+        if message.startswith("REPORT RequestId: "):
+            running.pop((group, stream), None)
+    db.executemany("UPDATE log_events SET request_id = ? WHERE id = ?", named)
+    db.execute("CREATE INDEX IF NOT EXISTS log_events_request ON log_events (request_id, id) "
+               "WHERE request_id IS NOT NULL")
+
+
 # UPGRADES[n] brings a version-n state to version n + 1. A new table needs no step (SCHEMA
 # creates what is missing); a changed one does: append a step, and the version follows.
 UPGRADES: tuple[Callable[[sqlite3.Connection], None], ...] = (
-    _add_message_columns, traces.add_span_columns, traces.index_cursor_from_start)
+    _add_message_columns, traces.add_span_columns, traces.index_cursor_from_start,
+    _add_log_request_ids)
 SCHEMA_VERSION = len(UPGRADES)
 
 

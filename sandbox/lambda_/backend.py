@@ -51,7 +51,7 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -71,7 +71,7 @@ from sandbox.lambda_.records import (
     error_of,
     invocation_record,
 )
-from sandbox.lambda_.runtime_api import FunctionConfig, FunctionWorkers, Invocation
+from sandbox.lambda_.runtime_api import FunctionConfig, FunctionWorkers, Invocation, OnLog
 from sandbox.settings import Settings
 from sandbox.traces import context as traces
 
@@ -291,7 +291,7 @@ class LambdaService:
         targets: Targets,
         settings: Settings,
         base_env: dict[str, str],
-        on_log: Callable[[str, str, str], None],
+        on_log: OnLog,
     ) -> None:
         self.state = state
         self.targets = targets

@@ -46,6 +46,8 @@ from pathlib import Path
 from sandbox.traces import context as traces
 
 RUNTIME_API = "/2018-06-01/runtime"
+# on_log(function name, line, log stream, request ID of the invocation or None)
+OnLog = Callable[[str, str, str, str | None], None]
 # Lambda gives a function's init phase 10 s of its own, apart from the function's timeout.
 INIT_LIMIT_S = 10.0
 # How often the memory watchdog looks at a busy worker's resident memory.
@@ -324,7 +326,7 @@ class _RuntimeApiServer(socketserver.ThreadingTCPServer):
 class _Worker:
     """One awslambdaric process, its Runtime API server and the thread reading its output."""
 
-    def __init__(self, config: FunctionConfig, on_log: Callable[[str, str, str], None],
+    def __init__(self, config: FunctionConfig, on_log: OnLog,
                  base_env: Mapping[str, str], on_exit: Callable[[_Worker], None]) -> None:
         self.config = config
         self._on_log = on_log
@@ -342,6 +344,7 @@ class _Worker:
         self._log_lock = threading.Lock()
         self._partial = b""
         self._eof = False
+        self._writing: str | None = None  # the invocation whose lines come now: START to REPORT
 
         self._server = _RuntimeApiServer(self)
         port = self._server.server_address[1]
@@ -500,7 +503,10 @@ class _Worker:
                 if pending.start_logged:
                     return
                 pending.start_logged = True
-            self._on_log(self.config.name, line, self.log_stream)
+                self._writing = pending.request_id
+            self._on_log(self.config.name, line, self.log_stream, pending.request_id)
+            if line.startswith("REPORT "):
+                self._writing = None
 
     def _pump(self) -> None:
         """Pass on every complete line the pipe holds now (caller holds _log_lock)."""
@@ -513,12 +519,13 @@ class _Worker:
                 self._eof = True
                 if self._partial:
                     self._on_log(self.config.name, self._partial.decode("utf-8", "replace"),
-                                 self.log_stream)
+                                 self.log_stream, self._writing)
                 self._partial = b""
                 return
             *lines, self._partial = (self._partial + chunk).split(b"\n")
             for line in lines:
-                self._on_log(self.config.name, line.decode("utf-8", "replace"), self.log_stream)
+                self._on_log(self.config.name, line.decode("utf-8", "replace"), self.log_stream,
+                             self._writing)
 
     def _read_output(self) -> None:
         poller = select.poll()
@@ -554,11 +561,12 @@ class FunctionWorkers:
     """The workers of one function: warm ones reused, new ones started while fewer than
     max_concurrency exist, so concurrency grows with load as in Lambda."""
 
-    def __init__(self, config: FunctionConfig, on_log: Callable[[str, str, str], None],
+    def __init__(self, config: FunctionConfig, on_log: OnLog,
                  base_env: dict[str, str], max_concurrency: int = 10) -> None:
-        """on_log(function_name, line, log_stream) gets every line the function writes (stdout
-        and stderr) and Lambda's START/END/REPORT lines, with its worker's log stream name,
-        from several threads: it must be thread-safe.
+        """on_log(function_name, line, log_stream, request_id) gets every line the function
+        writes (stdout and stderr) and Lambda's START/END/REPORT lines, with its worker's log
+        stream name and the invocation it belongs to (None: the init's), from several threads:
+        it must be thread-safe.
         base_env is what every worker gets besides the function's own environment."""
         if not config.runtime.startswith("python"):
             raise ValueError(f"function {config.name}: runtime {config.runtime!r} is not Python, "

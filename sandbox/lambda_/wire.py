@@ -113,7 +113,7 @@ def tail(lines: list[str]) -> str:
 
 class LambdaWire:
     def __init__(self, stacks: list[Stack], lambda_: LambdaService, state: State,
-                 log_lines: Callable[..., list[str]], log_group: Callable[[str], str],
+                 log_lines: Callable[[str], list[str]], log_group: Callable[[str], str],
                  on_accept: Callable[[], None]) -> None:
         """`log_lines(function, request_id)` gives one invocation's log lines; `log_group`
         each function's log group."""
@@ -231,9 +231,7 @@ class LambdaWire:
         if not invocation.ok:
             headers.append(("X-Amz-Function-Error", "Unhandled"))
         if with_tail:
-            ran = (invocation.started, time.time())
-            headers.append(("X-Amz-Log-Result",
-                            tail(self.log_lines(config.name, invocation.request_id, ran))))
+            headers.append(("X-Amz-Log-Result", tail(self.log_lines(invocation.request_id))))
         return 200, headers, invocation.payload
 
     # Reading the functions
