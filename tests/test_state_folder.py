@@ -22,10 +22,12 @@ from botocore.exceptions import ClientError
 from sandbox_process import ROOT, Orders, SandboxProcess, create_order, get, order_bus, wait_for
 
 from sandbox.core import jobs
+from sandbox.core.history import EventPut
 from sandbox.core.jobs import JobRunner
 from sandbox.core.lock import LOCK_FILE, StateLock, StateLocked
 from sandbox.core.state import SCHEMA_VERSION, Job, NewJob, State, StateError, StorageFull
 from sandbox.dynamodb.local import DATA_FILE, free_port
+from sandbox.traces import query
 
 # The first state folders' tables, as a sandbox from before schema versions left them.
 OLD_STATE = """
@@ -147,6 +149,23 @@ def test_reading_a_state_never_creates_nor_upgrades_it(tmp_path: Path) -> None:
     with pytest.raises(StateError, match="sandbox up"):
         State(path, read_only=True)
     assert version(path) == 0
+
+
+def test_reading_a_damaged_page_says_so_and_names_the_way_out(tmp_path: Path) -> None:
+    """A reader (`trace`, `dlq`) does not check every page at open, as `up` does: a history
+    of hundreds of megabytes would cost seconds. The damage is met where it is read."""
+    path = tmp_path / "sandbox.db"
+    state = State(path)
+    for n in range(400):
+        state.record(EventPut("bus", {"id": f"e-{n}", "detail": {"pad": "x" * 500}}, []))
+    state.close()
+    data = bytearray(path.read_bytes())
+    page = len(data) // 4096 // 2 * 4096  # a page in the middle of the history
+    data[page:page + 4096] = b"\xff" * 4096
+    path.write_bytes(bytes(data))
+    reader = State(path, read_only=True)
+    with pytest.raises(StateError, match=r"damaged.*--reset"):
+        query.since(reader, 0, 10_000)
 
 
 # A full disk, on a small tmpfs
