@@ -23,14 +23,15 @@ evenly, each order's own timing kept. The values the copies are found by are ind
 sandbox itself, behind the work as always (`sandbox.traces.indexer`): the bench waits until it
 has caught up before it measures. DynamoDB items are not copied: the tables are not history.
 
-Measured on this machine (2 CPUs, load average about 3, `--history 30000`): the fill writes
-29,632 orders (12 rows, about 30 values and 20 log lines each) in 63 s; the state file grows
-from 11 MB to 625 MB. A live refresh stays flat (8.3 -> 10 ms), and so do the first load
-(45 -> 33 ms) and the sandbox's memory (70 -> 80 MB). One trace read does not: 7 ms -> 603 ms,
-because the console reads each invocation's log lines through `LogStore.invocation`, whose
-START-line lookup (`log_group = ? AND message LIKE ? ORDER BY id DESC`) scans every line of
-the function's log group (`EXPLAIN QUERY PLAN`: log_events_at on log_group alone, then a temp
-B-tree): five invocations, five scans of about 120,000 lines at 30,000 orders.
+Measured on this machine (2 CPUs, load average about 2.7, `--history 30000`): the fill writes
+29,621 orders (12 rows and 20 log lines each) in 44 s, and the sandbox indexes their values in
+6.5 s. One trace read goes from 2.1 to 2.5 ms (1.17x), a live refresh from 14 to 8.5 ms, the
+sandbox's memory from 70 to 79 MB (1.12x); `trace --logs` as a process of its own stays about
+0.4-0.5 s. The state file grows to 817 MB, about 27 KB an order with its log lines and the
+write-ahead log: the history's records (a third), log lines with their indexes (two fifths),
+the values index. Two fixes made the trace read flat: an invocation's log lines found by the
+request ID each line carries (they were found by a scan of the function's log group), and a
+reader no longer checking every page of the state at open.
 """
 
 from __future__ import annotations
