@@ -34,6 +34,7 @@ from sandbox.watch import Project, SynthFailed, Watcher, staged
 DEFAULT_PORT = 4000
 DEFAULT_ASSEMBLY = Path("cdk") / "cdk.out"  # this repository's app
 DEFAULT_STATE = Path(".sandbox")
+SIGNAL_POLL_S = 0.5  # how soon Ctrl-C is seen, whichever thread the kernel gave it to
 
 
 def share(text: str) -> float:
@@ -187,7 +188,10 @@ def up(args: argparse.Namespace) -> int:
             print(f"sandbox: watching the functions' code"
                   f"{f' and {project.folder}' if project else ''}", flush=True)
         print(f"sandbox: ready on {sandbox.url} (Ctrl-C to stop)", flush=True)
-        stopped.wait()
+        # A signal the kernel hands to another thread only marks the handler pending: the main
+        # thread runs it once it wakes, so it must wake (an untimed wait hung now and then).
+        while not stopped.wait(SIGNAL_POLL_S):
+            pass
     finally:
         print("sandbox: stopping", flush=True)
         watcher.stop()
