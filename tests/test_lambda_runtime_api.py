@@ -240,16 +240,75 @@ def test_concurrency_grows_with_load(start: Callable, gate: socket.socket) -> No
     assert sorted(workers.pids) == sorted(pids)
 
 
+class CountedSlots(threading.BoundedSemaphore):
+    """Init slots that remember the most ever taken at once."""
+
+    def __init__(self, value: int) -> None:
+        super().__init__(value)
+        self.taken = self.most = 0
+        self._count = threading.Lock()
+
+    def acquire(self, blocking: bool = True, timeout: float | None = None) -> bool:
+        got = super().acquire(blocking, timeout)
+        if got:
+            with self._count:
+                self.taken += 1
+                self.most = max(self.most, self.taken)
+        return got
+
+    def release(self, n: int = 1) -> None:
+        with self._count:
+            self.taken -= n
+        super().release(n)
+
+
+@pytest.mark.slow
+def test_never_more_inits_at_once_than_the_machine_has_slots_for(
+        logs: Logs, gate: socket.socket) -> None:
+    slots = CountedSlots(1)
+    workers = FunctionWorkers(function("gate"), logs, BASE_ENV, inits=slots)
+    event = json.dumps({"port": gate.getsockname()[1]}).encode()
+    try:
+        with ThreadPoolExecutor(3) as pool:
+            futures = [pool.submit(workers.invoke, event) for _ in range(3)]
+            held = [gate.accept()[0] for _ in range(3)]  # three handlers running at once
+            for connection in held:
+                connection.sendall(b"x")
+                connection.close()
+            invocations = [future.result() for future in futures]
+    finally:
+        workers.close()
+    assert all(invocation.ok for invocation in invocations)
+    assert len({body(invocation)["pid"] for invocation in invocations}) == 3
+    assert (slots.most, slots.taken) == (1, 0)  # one init at a time, every slot given back
+
+
+@pytest.mark.slow
+def test_a_new_worker_starts_only_once_waiting_for_a_warm_one_lasted_an_init(
+        start: Callable) -> None:
+    workers = start("echo")
+    first = workers.invoke(b"{}")
+    workers.init_s = 60.0  # inits as slow as a minute: waiting for the warm worker is quicker
+    with ThreadPoolExecutor(5) as pool:
+        invocations = list(pool.map(lambda _: workers.invoke(b"{}"), range(5)))
+    assert {body(invocation)["pid"] for invocation in invocations} == {body(first)["pid"]}
+    assert workers.pids == [body(first)["pid"]]
+
+
 @pytest.mark.slow
 def test_concurrency_stops_at_max_concurrency(start: Callable, gate: socket.socket) -> None:
     workers = start("gate", max_concurrency=2)
+    workers.init_s = 0.0  # an invocation that finds no warm worker starts one at once...
     event = json.dumps({"port": gate.getsockname()[1]}).encode()
     with ThreadPoolExecutor(3) as pool:
         futures = [pool.submit(workers.invoke, event) for _ in range(3)]
-        for _ in range(3):  # the third runs only once one of the first two is done
-            connection, _ = gate.accept()
+        held = [gate.accept()[0] for _ in range(2)]  # ...but only two run at once
+        for connection in held:
             connection.sendall(b"x")
             connection.close()
+        connection, _ = gate.accept()  # the third, on one of the two
+        connection.sendall(b"x")
+        connection.close()
         invocations = [future.result() for future in futures]
     assert all(invocation.ok for invocation in invocations)
     assert len({body(invocation)["pid"] for invocation in invocations}) == 2

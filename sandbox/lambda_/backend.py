@@ -326,6 +326,8 @@ class LambdaService:
         for arn in self.arns():
             targets.register(arn, _FunctionSink(self, arn))
         self._workers: dict[tuple[str, str], FunctionWorkers] = {}
+        # Inits the machine runs at once, whichever functions they are for: one a core.
+        self._inits = threading.BoundedSemaphore(os.cpu_count() or 1)
         # A slot per reserved concurrent execution, for the functions that reserve some.
         self._slots = {name: threading.BoundedSemaphore(config.reserved_concurrency)
                        for name, config in self.configs.items() if config.reserved_concurrency}
@@ -432,7 +434,7 @@ class LambdaService:
                 self._workers[key] = FunctionWorkers(
                     replace(config, version=version), self.on_log, self.base_env,
                     max_concurrency=min(config.reserved_concurrency or DEFAULT_MAX_WORKERS,
-                                        DEFAULT_MAX_WORKERS))
+                                        DEFAULT_MAX_WORKERS), inits=self._inits)
             return self._workers[key]
 
     def code_folders(self) -> set[Path]:
