@@ -4,6 +4,7 @@ The pure tests check Lambda's texts and the worker's environment; the slow ones 
 awslambdaric workers on the tiny handlers in tests/fixtures/functions/.
 """
 
+import io
 import json
 import os
 import re
@@ -26,7 +27,9 @@ from sandbox.lambda_.runtime_api import (
     error_type_of,
     exit_message,
     peak_memory_kb,
+    read_request,
     report_line,
+    response_bytes,
     timeout_message,
     worker_environment,
 )
@@ -111,6 +114,36 @@ def gate() -> Iterator[socket.socket]:
 
 
 # Pure semantics.
+
+
+def test_a_request_is_read_whole_from_a_kept_alive_connection() -> None:
+    stream = io.BytesIO(b"POST /2018-06-01/runtime/invocation/r-1/response HTTP/1.1\r\n"
+                        b"Host: 127.0.0.1\r\nContent-Length: 8\r\n"
+                        b"Lambda-Runtime-Function-Error-Type: Oops\r\n\r\n{\"a\": 1}"
+                        b"GET /2018-06-01/runtime/invocation/next HTTP/1.1\r\n\r\n")
+    sent: list[bytes] = []
+    first = read_request(stream, sent.append)
+    assert first == ("POST", "/2018-06-01/runtime/invocation/r-1/response",
+                     {"host": "127.0.0.1", "content-length": "8",
+                      "lambda-runtime-function-error-type": "Oops"}, b'{"a": 1}')
+    assert read_request(stream, sent.append) == (
+        "GET", "/2018-06-01/runtime/invocation/next", {}, b"")
+    assert read_request(stream, sent.append) is None and sent == []  # the worker hung up
+
+
+def test_a_chunked_body_and_an_expected_continue_are_handled_as_http_does() -> None:
+    stream = io.BytesIO(b"POST /2018-06-01/runtime/init/error HTTP/1.1\r\n"
+                        b"Expect: 100-continue\r\nTransfer-Encoding: chunked\r\n\r\n"
+                        b"4\r\n{\"a\"\r\n3;x=y\r\n: 1\r\n1\r\n}\r\n0\r\n\r\n")
+    sent: list[bytes] = []
+    (_, _, _, body) = read_request(stream, sent.append)
+    assert body == b'{"a": 1}' and sent == [b"HTTP/1.1 100 Continue\r\n\r\n"]
+
+
+def test_an_answer_is_one_http_response() -> None:
+    assert response_bytes(202, b'{"status":"OK"}', {"Lambda-Runtime-Trace-Id": "Root=1"}) == (
+        b"HTTP/1.1 202 Accepted\r\nContent-Type: application/json\r\nContent-Length: 15\r\n"
+        b"Lambda-Runtime-Trace-Id: Root=1\r\n\r\n{\"status\":\"OK\"}")
 
 
 def test_report_line_is_lambdas_with_init_duration_only_on_a_cold_start() -> None:
