@@ -5,7 +5,6 @@ schedules."""
 
 from __future__ import annotations
 
-import contextlib
 import sys
 import threading
 from collections.abc import Callable
@@ -24,7 +23,7 @@ from sandbox.core.delivery import Deliveries
 from sandbox.core.guard import Guard
 from sandbox.core.jobs import JobRunner
 from sandbox.core.lock import StateLock
-from sandbox.core.state import State, StorageFull
+from sandbox.core.state import State
 from sandbox.core.targets import Targets
 from sandbox.core.wire import Response
 from sandbox.dynamodb.local import DynamoDBLocal, ensure_tables, table_request
@@ -111,8 +110,7 @@ class FunctionLogs:
         return self.groups.get(function, f"/aws/lambda/{function}")
 
     def __call__(self, function: str, line: str, stream: str, request_id: str | None) -> None:
-        with contextlib.suppress(StorageFull):  # a full disk keeps no line; the terminal shows it
-            self.store.put(self.group(function), stream, line, request_id=request_id)
+        self.store.put(self.group(function), stream, line, request_id=request_id)
         with self._lock:
             self.out.write(f"[{self.label(function)}] {line}\n")
             self.out.flush()
@@ -213,6 +211,7 @@ class Sandbox:
         self.event_sources.start()
         self._stops.append(self.event_sources.stop)
         self._start_traces()
+        self.log_store.start()
         self.print_summary(tables)
 
     def reload(self) -> bool:
@@ -280,6 +279,7 @@ class Sandbox:
         self.targets = Targets()
         self.queues = Queues(stacks, self.state, self.targets)
         self.log_store = LogStore(self.state)
+        self._stops.append(self.log_store.stop)  # after the workers: it writes their last lines
         log_groups, function_groups = template_groups(stacks)
         self.log_store.declare(log_groups)
         self.logs = FunctionLogs(self.log_store, function_groups, self.out,

@@ -198,3 +198,19 @@ def test_the_lines_of_an_earlier_state_get_their_invocation_from_their_stream(
     assert store.invocation("r1") == ["START RequestId: r1 Version: $LATEST", "hello",
                                       "REPORT RequestId: r1\tDuration: 1 ms"]
     assert store.invocation("r2") == ["START RequestId: r2 Version: $LATEST"]
+
+
+def test_lines_written_in_batches_are_read_as_soon_as_they_are_put(tmp_path: Path) -> None:
+    state = State(tmp_path / "state.db")
+    store = LogStore(state)
+    store.start()
+    lines = ["START RequestId: r1 Version: $LATEST", "hello", "REPORT RequestId: r1"]
+    for line in lines:
+        store.put("g", "a", line, request_id="r1")
+    assert store.invocation("r1") == lines  # a read writes what is pending first
+    store.put("g", "a", "after", request_id="r2")
+    store.stop()  # writes the last batch
+    store.put("g", "a", "stopped", request_id="r3")  # no writer: at once
+    with state.reading() as db:
+        assert [row[0] for row in db.execute("SELECT message FROM log_events ORDER BY id")] == [
+            *lines, "after", "stopped"]
