@@ -3,6 +3,11 @@ asynchronous invocations.
 
 A job is removed only by its handler, in the same transaction that records its outcome, so a
 sandbox killed mid-job runs it again at the next start: delivery is at least once, as on AWS.
+A job that falls due when it is written (the deliveries of an event just put, the invocation a
+delivery hands on) is handed to the runner by the commit that wrote it (`State.on_jobs`), and
+starts at once, not after the runner's next look at the table: that look cost each hop of a
+choreography 0.5-1 ms (a wake-up, a query, every due payload decoded). The runner and a
+hand-over claim jobs under the same lock, so none runs twice.
 On a full disk no job can record its end (`StorageFull`): the job stays as it was and every job
 waits `STORAGE_FULL_PAUSE_S` before the runner tries again, until space returns.
 """
@@ -43,6 +48,7 @@ class JobRunner:
 
     def start(self) -> None:
         self._running = True
+        self.state.on_jobs.append(self.hand_over)
         self._thread.start()
 
     def stop(self) -> None:
@@ -51,6 +57,20 @@ class JobRunner:
             self._wake.notify()
         self._thread.join(timeout=5)
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def hand_over(self, ids: list[int]) -> None:
+        """Jobs a commit just wrote, due now: started at once, as many as there is room for
+        (the others the runner finds at its next look). They are read again here: one the
+        runner found first is in flight, or done and gone from the table."""
+        with self._wake:
+            free = self.max_in_flight - len(self._in_flight)
+            ids = [i for i in ids if i not in self._in_flight]
+            if not self._running or self._paused_until > time.monotonic() or not ids or free < 1:
+                return
+            jobs = self.state.jobs(ids, time.time())[:free]
+            self._in_flight.update(job.id for job in jobs)
+        for job in jobs:
+            self._pool.submit(self._run, job)
 
     def wake(self) -> None:
         """New work was added: look for due jobs now rather than at the next deadline."""

@@ -327,6 +327,9 @@ class State:
         self._lock = threading.Lock()
         # Called with the queue ARNs after a commit stored messages in them (long polls wait).
         self.on_messages: list[Callable[[set[str]], None]] = []
+        # Called with the ids of the jobs a commit added that are due now (the job runner
+        # starts them).
+        self.on_jobs: list[Callable[[list[int]], None]] = []
 
     @staticmethod
     def _open(path: Path) -> sqlite3.Connection:
@@ -373,19 +376,17 @@ class State:
         a job is never both finished and lost, nor its follow-up written twice."""
         now = time.time()
         messages = list(messages)
+        added: list[tuple[int, float]] = []  # each new job's id and when it is due
         with self._transaction() as db:
             if done is not None:
                 db.execute("DELETE FROM jobs WHERE id = ?", (done,))
-            db.executemany(
-                "INSERT INTO jobs (kind, target, payload, attempt, due, created) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                [
-                    (j.kind, j.target, json.dumps({**j.payload, "trace": j.trace} if j.trace
-                                                  else j.payload), j.attempt, j.due or now,
-                     j.created or now)
-                    for j in jobs
-                ],
-            )
+            for j in jobs:
+                payload = json.dumps({**j.payload, "trace": j.trace} if j.trace else j.payload)
+                inserted = db.execute(
+                    "INSERT INTO jobs (kind, target, payload, attempt, due, created) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    (j.kind, j.target, payload, j.attempt, j.due or now, j.created or now))
+                added.append((inserted.lastrowid, j.due or now))
             db.executemany(
                 f"INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES ({', '.join('?' * 13)})",
                 [message_row(m) for m in messages],
@@ -399,6 +400,9 @@ class State:
         queues = {m.queue for m in messages}
         for listener in self.on_messages if queues else ():
             listener(queues)
+        due = [id_ for id_, due_at in added if due_at <= now]
+        for listener in self.on_jobs if due else ():
+            listener(due)
 
     def commit(self, writes: Writes, done: int | None = None) -> None:
         self.add(writes.jobs, writes.messages, writes.history, done, writes.checkpoints)
@@ -428,6 +432,16 @@ class State:
                 "SELECT id, due FROM jobs ORDER BY due LIMIT ?", (len(exclude) + 1,)
             ).fetchall()
         return next((due for id_, due in rows if id_ not in exclude), None)
+
+    def jobs(self, ids: list[int], now: float) -> list[Job]:
+        """The jobs with these ids still waiting in the table and due by `now`, as they are
+        now (a job's id is taken again once it is done: only the table says what it is)."""
+        marks = ", ".join("?" * len(ids))
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT id, kind, target, payload, attempt, due, created FROM jobs "
+                f"WHERE id IN ({marks}) AND due <= ?", (*ids, now)).fetchall()
+        return [Job(r[0], r[1], r[2], json.loads(r[3]), r[4], r[5], r[6]) for r in rows]
 
     def pending_jobs(self) -> int:
         with self._lock:
