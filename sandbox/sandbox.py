@@ -48,8 +48,8 @@ from sandbox.sns.wire import SnsWire
 from sandbox.sqs.backend import Queues
 from sandbox.sqs.wire import SqsQueryWire
 from sandbox.sts.wire import StsWire
-from sandbox.traces.indexer import Indexer
-from sandbox.traces.retention import Retention, Trimmer
+from sandbox.traces.indexer import indexer
+from sandbox.traces.retention import Retention, trimmer
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 EMULATED = {
@@ -315,7 +315,7 @@ class Sandbox:
     def _start_traces(self) -> None:
         """The history's trimming, the indexing of its values and, when asked, the spans'
         export: each in a thread of its own, reading the state behind the work."""
-        for behind in (Trimmer(self.state, self.retention), Indexer(self.state)):
+        for behind in (trimmer(self.state, self.retention), indexer(self.state)):
             behind.start()
             self._stops.append(behind.stop)
         if self.otlp_endpoint:

@@ -19,16 +19,14 @@ line (the terminal still shows it).
 from __future__ import annotations
 
 import contextlib
-import logging
 import threading
 import time
 from dataclasses import dataclass
 from typing import Any
 
 from sandbox.assembly import Stack
+from sandbox.core.periodic import Periodic
 from sandbox.core.state import State, StorageFull
-
-log = logging.getLogger(__name__)
 
 LOG_GROUP = "AWS::Logs::LogGroup"
 FUNCTION = "AWS::Lambda::Function"
@@ -71,28 +69,18 @@ class LogStore:
         self._pending: list[tuple[str, str, int, str, str | None]] = []
         self._pending_lock = threading.Lock()
         self._flush_lock = threading.Lock()  # batches are written in the order they were put
-        self._stop = threading.Event()
-        self._writer: threading.Thread | None = None
+        self._writer: Periodic | None = None
 
     def start(self) -> None:
         """Write lines in batches from now on (until then, and after `stop`, each at once)."""
-        self._stop.clear()
-        self._writer = threading.Thread(target=self._loop, name="logs", daemon=True)
+        self._writer = Periodic("logs", FLUSH_S, self.flush, "writing the functions' log lines")
         self._writer.start()
 
     def stop(self) -> None:
         if self._writer is not None:
-            self._stop.set()
-            self._writer.join(timeout=5)
+            self._writer.stop()
             self._writer = None
         self.flush()
-
-    def _loop(self) -> None:
-        while not self._stop.wait(FLUSH_S):
-            try:
-                self.flush()
-            except Exception:  # a busy file: the next batch takes these lines too
-                log.exception("writing the functions' log lines failed")
 
     def declare(self, groups: dict[str, int | None], now_ms: int | None = None) -> None:
         """The groups that exist, with their retention; events past it are deleted."""

@@ -10,13 +10,9 @@ start.
 
 from __future__ import annotations
 
-import logging
-import threading
-
+from sandbox.core.periodic import Periodic
 from sandbox.core.state import State
 from sandbox.traces import store
-
-log = logging.getLogger(__name__)
 
 PERIOD_S = 0.25
 
@@ -33,22 +29,7 @@ def catch_up(state: State) -> int:
             done += store.index_values(db)
 
 
-class Indexer:
-    def __init__(self, state: State) -> None:
-        self.state = state
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="trace-values", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-
-    def _loop(self) -> None:
-        while not self._stop.wait(PERIOD_S):
-            try:
-                catch_up(self.state)
-            except Exception:  # a full disk or a busy file: the next pass tries again
-                log.exception("indexing the traces' values failed")
+def indexer(state: State) -> Periodic:
+    """The thread that keeps the values indexed, a batch every `PERIOD_S`."""
+    return Periodic("trace-values", PERIOD_S, lambda: catch_up(state),
+                    "indexing the traces' values")

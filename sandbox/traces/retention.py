@@ -11,15 +11,12 @@ queue messages are not history; queues keep their own retention period, as SQS d
 
 from __future__ import annotations
 
-import logging
-import threading
 import time
 from dataclasses import dataclass
 
+from sandbox.core.periodic import Periodic
 from sandbox.core.state import State
 from sandbox.traces import store
-
-log = logging.getLogger(__name__)
 
 DEFAULT_RETENTION_S = 7 * 24 * 3600
 DEFAULT_CAP_MB = 1024
@@ -89,25 +86,7 @@ def _delete_through(state: State, last_id: int) -> int:
     return deleted
 
 
-class Trimmer:
-    """Runs `trim` every `PERIOD_S` until stopped."""
-
-    def __init__(self, state: State, retention: Retention) -> None:
-        self.state = state
-        self.retention = retention
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="retention", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-
-    def _loop(self) -> None:
-        while not self._stop.wait(PERIOD_S):
-            try:
-                trim(self.state, self.retention)
-            except Exception:  # a full disk or a busy file: the next pass tries again
-                log.exception("trimming the history failed")
+def trimmer(state: State, retention: Retention) -> Periodic:
+    """The thread that runs `trim` every `PERIOD_S`."""
+    return Periodic("retention", PERIOD_S, lambda: trim(state, retention),
+                    "trimming the history")
