@@ -256,17 +256,23 @@ def test_a_warm_worker_is_reused(start: Callable) -> None:
     assert workers.pids == [body(first)["pid"]]
 
 
-@pytest.mark.slow
-def test_concurrency_grows_with_load(start: Callable, gate: socket.socket) -> None:
-    workers = start("gate")
+def three_at_once(workers: FunctionWorkers, gate: socket.socket) -> list[Invocation]:
+    """Three invocations of the gate function, all three handlers running at once before
+    any is let go."""
     event = json.dumps({"port": gate.getsockname()[1]}).encode()
     with ThreadPoolExecutor(3) as pool:
         futures = [pool.submit(workers.invoke, event) for _ in range(3)]
-        held = [gate.accept()[0] for _ in range(3)]  # three handlers running at once
+        held = [gate.accept()[0] for _ in range(3)]
         for connection in held:
             connection.sendall(b"x")
             connection.close()
-        invocations = [future.result() for future in futures]
+        return [future.result() for future in futures]
+
+
+@pytest.mark.slow
+def test_concurrency_grows_with_load(start: Callable, gate: socket.socket) -> None:
+    workers = start("gate")
+    invocations = three_at_once(workers, gate)
     assert all(invocation.ok for invocation in invocations)
     pids = {body(invocation)["pid"] for invocation in invocations}
     assert len(pids) == 3
@@ -300,15 +306,8 @@ def test_never_more_inits_at_once_than_the_machine_has_slots_for(
         logs: Logs, gate: socket.socket) -> None:
     slots = CountedSlots(1)
     workers = FunctionWorkers(function("gate"), logs, BASE_ENV, inits=slots)
-    event = json.dumps({"port": gate.getsockname()[1]}).encode()
     try:
-        with ThreadPoolExecutor(3) as pool:
-            futures = [pool.submit(workers.invoke, event) for _ in range(3)]
-            held = [gate.accept()[0] for _ in range(3)]  # three handlers running at once
-            for connection in held:
-                connection.sendall(b"x")
-                connection.close()
-            invocations = [future.result() for future in futures]
+        invocations = three_at_once(workers, gate)
     finally:
         workers.close()
     assert all(invocation.ok for invocation in invocations)
