@@ -49,7 +49,7 @@ def lambda_wire(stacks: list[Stack], tmp_path: Path) -> LambdaWire:
     state = State(tmp_path / "state.db")
     service = LambdaService(stacks, state, Targets(), Settings(), {},
                             on_log=lambda *_: None)
-    return LambdaWire(stacks, service, state, lambda function, request_id: [],
+    return LambdaWire(stacks, service, state, lambda request_id: [],
                       lambda function: f"/aws/lambda/{function}", lambda: None)
 
 
