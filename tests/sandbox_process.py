@@ -90,8 +90,11 @@ class SandboxProcess:
             start_new_session=True,
         )
         threading.Thread(target=self._read, args=(self.process,), daemon=True).start()
-        wait_for(lambda: self._ready.is_set() or self.process.poll() is not None, timeout_s,
-                 "the sandbox to print 'ready'")
+        try:
+            wait_for(lambda: self._ready.is_set() or self.process.poll() is not None, timeout_s,
+                     "the sandbox to print 'ready'")
+        except AssertionError as late:  # what it printed says how far it got
+            raise AssertionError(f"{late}; it printed:\n" + "\n".join(self.lines)) from None
         if not self._ready.is_set():
             raise AssertionError("sandbox exited:\n" + "\n".join(self.lines))
         return self
