@@ -194,12 +194,12 @@ class Sandbox:
                 self.dynamodb.endpoint_url,
                 self.state.record if self.settings.trace_dynamodb else None),
             "extra_routes": self.extra_routes,
-            "query_services": [SnsWire(self.topics, self.state, self.runner.wake),
+            "query_services": [SnsWire(self.topics, self.state),
                                SqsQueryWire(self.queues), CloudFormationWire(stacks), StsWire()],
             "guard": Guard(self.settings.allowed_hosts, self._say),
             "logs": LogsWire(self.log_store, stacks[0].region, stacks[0].account),
             "lambda_api": LambdaWire(stacks, self.lambda_, self.state, self.logs.invocation,
-                                     self.logs.group, self.runner.wake),
+                                     self.logs.group),
         }
 
     def _run(self, tables: list[dict[str, Any]]) -> None:
@@ -292,8 +292,7 @@ class Sandbox:
                                           self.dynamodb.endpoint_url)
         self.topics = Topics(stacks, self.targets)
         self.runner = JobRunner(self.state, {})
-        self.bus = EventBus(stacks, self.state, self.targets, self.settings,
-                            on_accept=self.runner.wake)
+        self.bus = EventBus(stacks, self.state, self.targets, self.settings)
         deliveries = Deliveries(self.state, self.settings)
         self.runner.handlers.update({
             DELIVERY: deliveries.handler(RuleDelivery(self.bus)),
@@ -303,8 +302,7 @@ class Sandbox:
         self.scheduler = EventBridgeScheduler(stacks, self.targets, started)
         self.runner.handlers[SCHEDULE_JOB] = deliveries.handler(
             SchedulerDelivery(self.scheduler, region))
-        self.clock = ScheduleClock(self.state, entries(self.bus, self.scheduler, started),
-                                   on_fire=self.runner.wake)
+        self.clock = ScheduleClock(self.state, entries(self.bus, self.scheduler, started))
         self.extra_routes.update(self.clock.routes())
         self.apis = [api for stack in stacks for api in RestApi.from_stack(stack)]
         self.usage_plans = UsagePlans.from_stacks(stacks, {(a.api_id, a.stage) for a in self.apis})

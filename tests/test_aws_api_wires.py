@@ -50,7 +50,7 @@ def lambda_wire(stacks: list[Stack], tmp_path: Path) -> LambdaWire:
     service = LambdaService(stacks, state, Targets(), Settings(), {},
                             on_log=lambda *_: None)
     return LambdaWire(stacks, service, state, lambda request_id: [],
-                      lambda function: f"/aws/lambda/{function}", lambda: None)
+                      lambda function: f"/aws/lambda/{function}")
 
 
 def order_service(wire: LambdaWire) -> str:

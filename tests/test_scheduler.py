@@ -87,7 +87,7 @@ class World:
         self.scheduler = EventBridgeScheduler([stack], self.targets, START)
         self.clock_now = FakeClock()
         self.clock = ScheduleClock(self.state, entries(self.bus, self.scheduler, START),
-                                   on_fire=lambda: None, now=self.clock_now)
+                                   now=self.clock_now)
         self.hop = SchedulerDelivery(self.scheduler, stack.region)
 
     def at(self, when: datetime) -> float | None:

@@ -22,11 +22,9 @@ NS = {"sns": NAMESPACE}
 class Api:
     def __init__(self, tmp_path: Path, resources: dict[str, Any]) -> None:
         self.world = World(tmp_path, resources)
-        self.woken = 0
-        self.wire = SnsWire(self.world.topics, self.world.state, self._wake)
-
-    def _wake(self) -> None:
-        self.woken += 1
+        self.handed: list[list[int]] = []  # the ids each commit hands to the job runner
+        self.world.state.on_jobs.append(lambda due, _later: self.handed.append(due))
+        self.wire = SnsWire(self.world.topics, self.world.state)
 
     def call(self, action: str, **params: str) -> tuple[int, ET.Element]:
         body = urlencode({"Action": action, "Version": "2010-03-31", **params}).encode()
@@ -99,7 +97,7 @@ def test_publish_fans_out_with_typed_attributes_and_answers_the_message_id(
     sns = json.loads(job.payload["body"])["Records"][0]["Sns"]
     assert (sns["MessageId"], sns["Subject"]) == (message_id, "Greeting")
     assert sns["MessageAttributes"]["price"] == {"Type": "Number", "Value": "150"}
-    assert api.woken == 1
+    assert api.handed == [[job.id]]  # the runner starts it at once
 
 
 def test_a_filter_policy_keeps_what_it_does_not_match_from_its_subscriber(

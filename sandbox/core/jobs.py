@@ -43,6 +43,12 @@ class JobRunner:
         self._wake = threading.Condition()
         self._running = False
         self._paused_until = 0.0  # time.monotonic() before which no job runs (a full disk)
+        # When the runner looks at the table next by itself (time.time(); None: when told), and
+        # whether due jobs were left there for want of room (it looks again as one ends).
+        self._looks_at: float | None = None
+        self._backlog = False
+        # In a job's thread: that it is one, and the follow-up it runs next (`_run`).
+        self._thread_jobs = threading.local()
         self._pool = ThreadPoolExecutor(max_workers=max_in_flight, thread_name_prefix="job")
         self._thread = threading.Thread(target=self._loop, name="jobs", daemon=True)
 
@@ -58,26 +64,37 @@ class JobRunner:
         self._thread.join(timeout=5)
         self._pool.shutdown(wait=False, cancel_futures=True)
 
-    def hand_over(self, ids: list[int]) -> None:
-        """Jobs a commit just wrote, due now: started at once, as many as there is room for
-        (the others the runner finds at its next look). They are read again here: one the
-        runner found first is in flight, or done and gone from the table."""
+    def hand_over(self, ids: list[int], later: float | None = None) -> None:
+        """What a commit just wrote: the jobs due now start at once, as many as there is room
+        for, and the runner's next look comes forward when `later` (a job's due time) is before
+        it. The jobs are read again here: one the runner found first is in flight, or done and
+        gone from the table."""
         with self._wake:
-            free = self.max_in_flight - len(self._in_flight)
-            ids = [i for i in ids if i not in self._in_flight]
-            if not self._running or self._paused_until > time.monotonic() or not ids or free < 1:
+            if not self._running:
                 return
-            jobs = self.state.jobs(ids, time.time())[:free]
+            if later is not None and (self._looks_at is None or later < self._looks_at):
+                self._wake.notify()
+            if any(i in self._in_flight for i in ids):  # put off by its own try: due once it ends
+                self._backlog = True
+            ids = [i for i in ids if i not in self._in_flight]
+            if not ids:
+                return
+            free = self.max_in_flight - len(self._in_flight)
+            jobs = [] if self._paused_until > time.monotonic() or free < 1 else \
+                self.state.jobs(ids, time.time())
+            if len(jobs) > free or free < 1:
+                self._backlog = True
+            jobs = jobs[:free]
             self._in_flight.update(job.id for job in jobs)
+        if jobs and getattr(self._thread_jobs, "running", False) and \
+                self._thread_jobs.next is None:
+            self._thread_jobs.next = jobs.pop(0)  # this job thread's own follow-up: next here
         for job in jobs:
             self._pool.submit(self._run, job)
 
-    def wake(self) -> None:
-        """New work was added: look for due jobs now rather than at the next deadline."""
-        with self._wake:
-            self._wake.notify()
-
     def _loop(self) -> None:
+        """Looks at the table at start, when the earliest job waiting falls due, and when a job
+        ends while others wait for room; commits hand it everything else (`hand_over`)."""
         while True:
             with self._wake:
                 if not self._running:
@@ -88,18 +105,36 @@ class JobRunner:
                     continue
                 free = self.max_in_flight - len(self._in_flight)
                 jobs = self.state.due_jobs(time.time(), self._in_flight, free) if free else []
+                self._backlog = not free or len(jobs) == free  # more may be due than taken
                 self._in_flight.update(job.id for job in jobs)
                 if not jobs:
-                    next_due = self.state.next_due(self._in_flight)
-                    timeout = None if next_due is None else max(0.0, next_due - time.time())
-                    if free and timeout is not None and timeout <= 0:
+                    next_due = self.state.next_due(self._in_flight) if free else None
+                    if next_due is not None and next_due <= time.time():
                         continue
-                    self._wake.wait(timeout if free else None)
+                    self._looks_at = next_due
+                    self._wake.wait(None if next_due is None else next_due - time.time())
+                    self._looks_at = None
                     continue
             for job in jobs:
                 self._pool.submit(self._run, job)
 
-    def _run(self, job: Job) -> None:
+    def _run(self, first: Job) -> None:
+        """A job, then the follow-up its own commit handed over, if any, in the same thread:
+        the hop from a rule's delivery to the function's invocation goes on without waiting
+        for another thread to wake (each wait cost 0.5-1.5 ms under load on 2 cores)."""
+        job: Job | None = first
+        self._thread_jobs.running = True
+        while job is not None:
+            self._thread_jobs.next = None
+            self._run_one(job)
+            job = self._thread_jobs.next
+            if job is not None and not self._running:
+                with self._wake:
+                    self._in_flight.discard(job.id)  # left in the table for the next start
+                job = None
+        self._thread_jobs.running = False
+
+    def _run_one(self, job: Job) -> None:
         try:
             self.handlers[job.kind](job)
         except Abandoned:
@@ -112,7 +147,8 @@ class JobRunner:
         finally:
             with self._wake:
                 self._in_flight.discard(job.id)
-                self._wake.notify()
+                if self._backlog or self._paused_until > time.monotonic():
+                    self._wake.notify()
 
     def _pause(self, full: StorageFull) -> None:
         with self._wake:

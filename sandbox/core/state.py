@@ -327,9 +327,9 @@ class State:
         self._lock = threading.Lock()
         # Called with the queue ARNs after a commit stored messages in them (long polls wait).
         self.on_messages: list[Callable[[set[str]], None]] = []
-        # Called with the ids of the jobs a commit added that are due now (the job runner
-        # starts them).
-        self.on_jobs: list[Callable[[list[int]], None]] = []
+        # Called after a commit that added jobs or put one off: with the ids of those due now
+        # (the job runner starts them) and the earliest time one of the others falls due.
+        self.on_jobs: list[Callable[[list[int], float | None], None]] = []
 
     @staticmethod
     def _open(path: Path) -> sqlite3.Connection:
@@ -400,19 +400,28 @@ class State:
         queues = {m.queue for m in messages}
         for listener in self.on_messages if queues else ():
             listener(queues)
-        due = [id_ for id_, due_at in added if due_at <= now]
-        for listener in self.on_jobs if due else ():
-            listener(due)
+        self._added(added, now)
 
     def commit(self, writes: Writes, done: int | None = None) -> None:
         self.add(writes.jobs, writes.messages, writes.history, done, writes.checkpoints)
 
     def retry(self, job: Job, due: float, history: Iterable[Record] = ()) -> None:
+        now = time.time()
         with self._transaction() as db:
             db.execute(
                 "UPDATE jobs SET attempt = attempt + 1, due = ? WHERE id = ?", (due, job.id)
             )
-            write_history(db, history, time.time())
+            write_history(db, history, now)
+        self._added([(job.id, due)], now)
+
+    def _added(self, jobs: list[tuple[int, float]], now: float) -> None:
+        """Tell `on_jobs` of jobs just written (id, due), once committed."""
+        if not jobs:
+            return
+        due = [id_ for id_, due_at in jobs if due_at <= now]
+        later = min((due_at for _, due_at in jobs if due_at > now), default=None)
+        for listener in self.on_jobs:
+            listener(due, later)
 
     def due_jobs(self, now: float, exclude: set[int], limit: int) -> list[Job]:
         with self._lock:

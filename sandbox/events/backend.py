@@ -206,12 +206,10 @@ class EventBus:
         state: State,
         targets: Targets,
         settings: Settings,
-        on_accept: Any = None,
     ) -> None:
         self.state = state
         self.targets = targets
         self.settings = settings
-        self.on_accept = on_accept or (lambda: None)
         self.region = stacks[0].region if stacks else "us-east-1"
         self.buses: dict[str, str] = {DEFAULT_BUS: bus_arn(self.region, DEFAULT_BUS)}
         self.rules: dict[str, list[Rule]] = {DEFAULT_BUS: []}
@@ -247,7 +245,6 @@ class EventBus:
             with traces.span("event"):  # the entry's span: its deliveries are its children
                 writes += self.accept(bus_name(entry), event, "put-events")
         self.state.commit(writes)
-        self.on_accept()
         failed = sum("ErrorCode" in r for r in results)
         return {"FailedEntryCount": failed, "Entries": results}
 

@@ -284,11 +284,10 @@ def entries(bus: EventBus, scheduler: EventBridgeScheduler, anchor: datetime) ->
 class ScheduleClock:
     """Fires each enabled entry when it is due; `fire_now` fires one at once."""
 
-    def __init__(self, state: State, due: list[Due], on_fire: Callable[[], None],
+    def __init__(self, state: State, due: list[Due],
                  now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self.state = state
         self.entries = {entry.name: entry for entry in due}
-        self.on_fire = on_fire
         self.now = now
         start = now()
         self.next: dict[str, datetime | None] = {
@@ -341,11 +340,7 @@ class ScheduleClock:
     def _fire(self, entry: Due, due: datetime, manual: bool) -> None:
         """A firing starts a trace: its record is the root, its jobs carry it on."""
         with traces.span("schedule"):
-            self._commit(entry.fire(due, manual))
-
-    def _commit(self, writes: Writes) -> None:
-        self.state.commit(writes)
-        self.on_fire()
+            self.state.commit(entry.fire(due, manual))
 
     def routes(self) -> dict[str, Callable[[str, str, bytes], Response]]:
         return {ROUTE: self.handle}

@@ -113,15 +113,13 @@ def tail(lines: list[str]) -> str:
 
 class LambdaWire:
     def __init__(self, stacks: list[Stack], lambda_: LambdaService, state: State,
-                 log_lines: Callable[[str], list[str]], log_group: Callable[[str], str],
-                 on_accept: Callable[[], None]) -> None:
+                 log_lines: Callable[[str], list[str]], log_group: Callable[[str], str]) -> None:
         """`log_lines(function, request_id)` gives one invocation's log lines; `log_group`
         each function's log group."""
         self.lambda_ = lambda_
         self.state = state
         self.log_lines = log_lines
         self.log_group = log_group
-        self.on_accept = on_accept
         self.region = stacks[0].region if stacks else "us-east-1"
         self.account = stacks[0].account if stacks else "000000000000"
         self.properties: dict[str, dict[str, Any]] = {}  # function name -> its properties
@@ -215,7 +213,6 @@ class LambdaWire:
         except Failure as refused:  # the payload limit, checked already
             raise LambdaApiError(413, refused.code, refused.message) from None
         self.state.commit(Writes(jobs=[job]))
-        self.on_accept()
         return 202, [("Content-Type", JSON), ("X-Amzn-RequestId", job.payload["request_id"])], b""
 
     def _run(self, config: FunctionConfig, qualified: str, body: bytes,

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from sandbox.core import query
-from sandbox.core.state import State, Writes
+from sandbox.core.state import State
 from sandbox.core.wire import Response
 from sandbox.sns.backend import SnsError, Topics
 
@@ -46,10 +46,9 @@ def message_request(node: dict[str, Any]) -> dict[str, Any]:
 
 
 class SnsWire:
-    def __init__(self, topics: Topics, state: State, on_accept: Callable[[], None]) -> None:
+    def __init__(self, topics: Topics, state: State) -> None:
         self.topics = topics
         self.state = state
-        self.on_accept = on_accept
         self.actions: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
             "Publish": self.publish,
             "PublishBatch": self.publish_batch,
@@ -80,7 +79,7 @@ class SnsWire:
 
     def publish(self, request: dict[str, Any]) -> dict[str, Any]:
         answer, writes = self.topics.publish(message_request(request))
-        self._commit(writes)
+        self.state.commit(writes)
         return answer
 
     def publish_batch(self, request: dict[str, Any]) -> dict[str, Any]:
@@ -88,10 +87,5 @@ class SnsWire:
                    for entry in query.members(request.get("PublishBatchRequestEntries"))]
         answer, writes = self.topics.publish_batch({"TopicArn": request.get("TopicArn"),
                                                     "PublishBatchRequestEntries": entries})
-        self._commit(writes)
-        return answer
-
-    def _commit(self, writes: Writes) -> None:
         self.state.commit(writes)
-        if writes.jobs:
-            self.on_accept()
+        return answer
