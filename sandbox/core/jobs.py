@@ -7,7 +7,10 @@ A job that falls due when it is written (the deliveries of an event just put, th
 delivery hands on) is handed to the runner by the commit that wrote it (`State.on_jobs`), and
 starts at once, not after the runner's next look at the table: that look cost each hop of a
 choreography 0.5-1 ms (a wake-up, a query, every due payload decoded). The runner and a
-hand-over claim jobs under the same lock, so none runs twice.
+hand-over claim jobs under the same lock, so none runs twice. The runner itself looks only at
+its start, when the earliest job it knows of falls due (each commit names it), and when a job
+ends while others wait for room: its look after every job and every event put cost about 36
+thread switches an order on 2 cores (counted in /proc under load).
 On a full disk no job can record its end (`StorageFull`): the job stays as it was and every job
 waits `STORAGE_FULL_PAUSE_S` before the runner tries again, until space returns.
 """
