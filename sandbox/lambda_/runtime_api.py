@@ -220,13 +220,14 @@ class _Pending:
     payload: bytes
     invoked_arn: str  # the ARN the caller named: qualified when through a version or alias
     start_logged: bool = False
+    delivered_at: float | None = None  # time.monotonic() when the worker got the event
     # Made in the invoking thread, inside the invocation's span: Root=...;Parent=<it>;Sampled=1
     trace: str = field(default_factory=traces.header)
 
 
 @dataclass(frozen=True)
 class _Outcome:
-    kind: str  # "delivered", "response", "error", "init_error" or "exit"
+    kind: str  # "response", "error", "init_error" or "exit"
     at: float  # time.monotonic()
     body: bytes = b""
     error_type: str | None = None
@@ -345,6 +346,7 @@ class _RuntimeApiServer:
                     if answer is None:
                         return
                     connection.sendall(response_bytes(*answer))
+                    self.worker.log_start()
             except (OSError, ValueError):
                 return
 
@@ -380,6 +382,7 @@ class _Worker:
         self._partial = b""
         self._eof = False
         self._writing: str | None = None  # the invocation whose lines come now: START to REPORT
+        self._start_due: _Pending | None = None  # handed to the worker, its START not written
 
         self._server = _RuntimeApiServer(self)
         port = self._server.server_address[1]
@@ -397,6 +400,7 @@ class _Worker:
             raise
         self._stdout_fd = self.proc.stdout.fileno()  # type: ignore[union-attr]
         os.set_blocking(self._stdout_fd, False)
+        self._status_fd = os.open(f"/proc/{self.proc.pid}/status", os.O_RDONLY)  # its memory
         name = f"lambda-{config.name}-{self.proc.pid}"
         for target, role in ((self._server.accept_loop, "api"), (self._read_output, "output"),
                              (self._wait_exit, "exit")):
@@ -418,10 +422,25 @@ class _Worker:
                 self._init_end = now
         if first:
             self._ready(now - self.spawned_at)
-        self._outcomes.put(_Outcome("delivered", now))
-        self.log_marker(pending, f"START RequestId: {pending.request_id} "
-                                 f"Version: {self.config.version}")
+        pending.delivered_at = now  # read by the invoking thread at its next look, no wake-up
+        with self._log_lock:
+            self._pump()  # what the worker wrote before this event is not this invocation's
+            self._writing, self._start_due = pending.request_id, pending
         return pending, int((time.time() + self.config.timeout_s) * 1000)
+
+    def log_start(self) -> None:
+        """The START line of the event just sent, written once the worker has it: off the
+        hop's path, and still before any line of the invocation (`_start`)."""
+        with self._log_lock:
+            self._start()
+
+    def _start(self) -> None:
+        """START of the event handed over, if not written yet (caller holds _log_lock)."""
+        pending, self._start_due = self._start_due, None
+        if pending is not None and not pending.start_logged:
+            pending.start_logged = True
+            self._on_log(self.config.name, f"START RequestId: {pending.request_id} "
+                         f"Version: {self.config.version}", self.log_stream, pending.request_id)
 
     def answered(self, request_id: str, kind: str, body: bytes, error_header: str | None) -> bool:
         now = time.monotonic()
@@ -457,24 +476,27 @@ class _Worker:
         cold = self._init_end is None
         pending = _Pending(request_id, payload, invoked_arn)
         self._inbox.put(pending)
-        limit = time.monotonic() + INIT_LIMIT_S  # until the worker asks for the event
-        delivered_at: float | None = None
+        init_limit = time.monotonic() + INIT_LIMIT_S  # until the worker asks for the event
+
+        def limit() -> float:
+            delivered = pending.delivered_at
+            return init_limit if delivered is None else delivered + self.config.timeout_s
+
         while True:
-            wait = max(0.0, min(WATCH_INTERVAL_S, limit - time.monotonic()))
+            wait = max(0.0, min(WATCH_INTERVAL_S, limit() - time.monotonic()))
             try:
                 outcome: _Outcome | None = self._outcomes.get(timeout=wait)
             except queue.Empty:
                 outcome = None
             now = time.monotonic()
-            if outcome is not None and outcome.kind == "delivered":
-                delivered_at, limit = outcome.at, outcome.at + self.config.timeout_s
+            delivered_at = pending.delivered_at
             if self._sample_memory() > self.config.memory_mb * 1024:
                 self.stop()
                 message = exit_message(request_id, -signal.SIGKILL)
                 return self._failed(pending, cold, delivered_at, now, message,
                                     "Runtime.OutOfMemory", "error")
-            if outcome is None or outcome.kind == "delivered":
-                if now < limit:
+            if outcome is None:
+                if now < limit():
                     continue
                 self.stop()
                 message = timeout_message(request_id, self.config.timeout_s, time.time())
@@ -531,10 +553,14 @@ class _Worker:
         return math.ceil(self._peak_kb / 1024)
 
     def _sample_memory(self) -> int:
-        try:
-            status = Path(f"/proc/{self.proc.pid}/status").read_text()
-        except OSError:  # gone already: its exit is on its way
-            return self._peak_kb
+        """One read of the file opened at spawn (an open, a read and a close each time cost
+        the invoking thread three system calls, and a wait for the GIL after each)."""
+        with self._stop_lock:  # stop() closes the file, and its number may be taken again
+            try:
+                status = "" if self._stopped else \
+                    os.pread(self._status_fd, 8192, 0).decode("latin-1")
+            except OSError:  # gone already: its exit is on its way
+                status = ""
         self._peak_kb = max(self._peak_kb, peak_memory_kb(status) or 0)
         return self._peak_kb
 
@@ -544,6 +570,7 @@ class _Worker:
         """Emit a line of Lambda's own after everything the function has written so far."""
         with self._log_lock:
             self._pump()
+            self._start()
             if line.startswith("START "):
                 if pending.start_logged:
                     return
@@ -568,6 +595,8 @@ class _Worker:
                 self._partial = b""
                 return
             *lines, self._partial = (self._partial + chunk).split(b"\n")
+            if lines:
+                self._start()
             for line in lines:
                 self._on_log(self.config.name, line.decode("utf-8", "replace"), self.log_stream,
                              self._writing)
@@ -600,6 +629,7 @@ class _Worker:
             self.proc.wait()
             self._inbox.put(None)
             self._server.stop()
+            os.close(self._status_fd)
             self._stopped = True
 
 
