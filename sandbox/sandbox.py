@@ -96,7 +96,9 @@ def not_emulated(stacks: list[Stack]) -> list[str]:
 
 class FunctionLogs:
     """Every function's lines go to the terminal, prefixed with the function's name, and to its
-    CloudWatch log group in the state (`sandbox.logs.store`), in its worker's log stream."""
+    CloudWatch log group in the state (`sandbox.logs.store`), in its worker's log stream. The
+    terminal gets them a batch at a time, as the log group does (`flush`): a flush a line was
+    a system call on the path of each hop, five an invocation."""
 
     def __init__(self, store: LogStore, groups: dict[str, str], out: TextIO,
                  label: Callable[[str], str]) -> None:
@@ -113,6 +115,9 @@ class FunctionLogs:
         self.store.put(self.group(function), stream, line, request_id=request_id)
         with self._lock:
             self.out.write(f"[{self.label(function)}] {line}\n")
+
+    def flush(self) -> None:
+        with self._lock:
             self.out.flush()
 
     def invocation(self, request_id: str) -> list[str]:
@@ -211,7 +216,7 @@ class Sandbox:
         self.event_sources.start()
         self._stops.append(self.event_sources.stop)
         self._start_traces()
-        self.log_store.start()
+        self.log_store.start(then=self.logs.flush)
         self.print_summary(tables)
 
     def reload(self) -> bool:

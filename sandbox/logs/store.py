@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,17 +71,24 @@ class LogStore:
         self._pending_lock = threading.Lock()
         self._flush_lock = threading.Lock()  # batches are written in the order they were put
         self._writer: Periodic | None = None
+        self._then: Callable[[], object] = lambda: None
 
-    def start(self) -> None:
-        """Write lines in batches from now on (until then, and after `stop`, each at once)."""
-        self._writer = Periodic("logs", FLUSH_S, self.flush, "writing the functions' log lines")
+    def start(self, then: Callable[[], object] = lambda: None) -> None:
+        """Write lines in batches from now on (until then, and after `stop`, each at once);
+        `then` runs after each batch (the terminal's copy of the lines is flushed with it)."""
+        self._then = then
+        self._writer = Periodic("logs", FLUSH_S, self._batch, "writing the functions' log lines")
         self._writer.start()
 
     def stop(self) -> None:
         if self._writer is not None:
             self._writer.stop()
             self._writer = None
+        self._batch()
+
+    def _batch(self) -> None:
         self.flush()
+        self._then()
 
     def declare(self, groups: dict[str, int | None], now_ms: int | None = None) -> None:
         """The groups that exist, with their retention; events past it are deleted."""
