@@ -434,11 +434,13 @@ class _Worker:
         with self._log_lock:
             self._start()
 
-    def _start(self) -> None:
-        """START of the event handed over, if not written yet (caller holds _log_lock)."""
-        pending, self._start_due = self._start_due, None
+    def _start(self, pending: _Pending | None = None) -> None:
+        """START of `pending` (by default the event handed over last), if not written yet
+        (caller holds _log_lock)."""
+        pending, self._start_due = pending or self._start_due, None
         if pending is not None and not pending.start_logged:
             pending.start_logged = True
+            self._writing = pending.request_id
             self._on_log(self.config.name, f"START RequestId: {pending.request_id} "
                          f"Version: {self.config.version}", self.log_stream, pending.request_id)
 
@@ -525,8 +527,6 @@ class _Worker:
     def _finish_log(self, pending: _Pending, result: _Result, message: str | None = None,
                     status: str | None = None) -> None:
         request_id = pending.request_id
-        # A worker that never asked for the event still gets its START line, as in Lambda.
-        self.log_marker(pending, f"START RequestId: {request_id} Version: {self.config.version}")
         if message is not None:
             self.log_marker(pending, message)
             if status == "error":
@@ -567,15 +567,12 @@ class _Worker:
     # Output and exit.
 
     def log_marker(self, pending: _Pending, line: str) -> None:
-        """Emit a line of Lambda's own after everything the function has written so far."""
+        """Emit a line of Lambda's own after everything the function has written so far, and
+        after the invocation's START line (a worker that never asked for the event still gets
+        one, as in Lambda)."""
         with self._log_lock:
             self._pump()
-            self._start()
-            if line.startswith("START "):
-                if pending.start_logged:
-                    return
-                pending.start_logged = True
-                self._writing = pending.request_id
+            self._start(pending)
             self._on_log(self.config.name, line, self.log_stream, pending.request_id)
             if line.startswith("REPORT "):
                 self._writing = None
