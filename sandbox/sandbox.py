@@ -120,9 +120,6 @@ class FunctionLogs:
         with self._lock:
             self.out.flush()
 
-    def invocation(self, request_id: str) -> list[str]:
-        return self.store.invocation(request_id)
-
     def lines(self, label: str) -> list[str]:
         """The lines of the function shown as `label` (the console's lanes)."""
         return [line for function in self.groups if self.label(function) == label
@@ -203,7 +200,7 @@ class Sandbox:
                                SqsQueryWire(self.queues), CloudFormationWire(stacks), StsWire()],
             "guard": Guard(self.settings.allowed_hosts, self._say),
             "logs": LogsWire(self.log_store, stacks[0].region, stacks[0].account),
-            "lambda_api": LambdaWire(stacks, self.lambda_, self.state, self.logs.invocation,
+            "lambda_api": LambdaWire(stacks, self.lambda_, self.state, self.log_store.invocation,
                                      self.logs.group),
         }
 

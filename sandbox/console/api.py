@@ -205,7 +205,7 @@ class Console:
         return cls(
             state=sandbox.state,
             dynamodb=local_client(sandbox.dynamodb.endpoint_url),
-            logs=sandbox.logs.invocation,
+            logs=sandbox.log_store.invocation,
             routes=api_routes(sandbox.apis),
             buses={bus: [r.name for r in rules] for bus, rules in sandbox.bus.rules.items()},
             functions=dict(sandbox.lambda_.labels),
