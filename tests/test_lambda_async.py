@@ -23,7 +23,7 @@ from sandbox.core.delivery import (
     Deliveries,
     Failure,
 )
-from sandbox.core.history import DeadLetter, DestinationTaken
+from sandbox.core.history import DeadLetter, DestinationTaken, InvocationRun
 from sandbox.core.state import NewJob, State
 from sandbox.core.targets import Parcel, Targets
 from sandbox.events.backend import DELIVERY, EventBus, RuleDelivery
@@ -157,6 +157,11 @@ def test_a_success_goes_to_on_success_as_the_documented_record(tmp_path: Path) -
     assert record["responsePayload"] == {"statusCode": 200}
     [taken] = world.history(DestinationTaken)
     assert (taken.route, taken.condition, taken.ok) == ("OnSuccess", "Success", True)
+    # The run's record is written with the end of its job, before what it sent on.
+    kinds = [type(e.record) for e in world.state.history()]
+    assert kinds.index(InvocationRun) < kinds.index(DestinationTaken)
+    [run] = world.history(InvocationRun)
+    assert (run.ok, run.attempt, run.event_id) == (True, 1, "e-1")
 
 
 def test_retries_run_out_then_the_record_goes_to_on_failure_and_the_event_to_the_dlq(
@@ -185,6 +190,8 @@ def test_retries_run_out_then_the_record_goes_to_on_failure_and_the_event_to_the
                                   "ErrorCode": "200", "ErrorMessage": "boom"}
     queues = sorted(d.queue for d in world.history(DeadLetter))
     assert queues == [QUEUE + "dlq", QUEUE + "failed"]
+    # Each failed try is in the history: the retried one with its retry, the last with its end.
+    assert [(r.ok, r.attempt) for r in world.history(InvocationRun)] == [(False, 1), (False, 2)]
 
 
 def test_an_error_message_in_the_dlq_is_cut_to_its_first_kilobyte(tmp_path: Path) -> None:

@@ -59,7 +59,7 @@ from typing import Any
 
 from sandbox.assembly import ALIAS, LAYER, VERSION, AssemblyError, Stack, split_qualifier
 from sandbox.core.delivery import LAMBDA_ASYNC, Failure, RetryPolicy
-from sandbox.core.history import DeadLetter, DestinationTaken, Record
+from sandbox.core.history import DeadLetter, DestinationTaken, InvocationRun, Record
 from sandbox.core.jobs import Abandoned
 from sandbox.core.state import Job, NewJob, State, Writes
 from sandbox.core.targets import Parcel, Targets
@@ -469,7 +469,18 @@ class LambdaService:
         self, name_or_arn: str, payload: bytes, request_id: str | None = None,
         wait_for_slot: bool = False, **context: Any
     ) -> Invocation:
-        """Run one invocation now and record it in the history (for the console and trace).
+        """Run one invocation now and record it in the history (for the console and trace)."""
+        invocation, record = self.run(name_or_arn, payload, request_id, wait_for_slot, **context)
+        self.state.record(record)
+        return invocation
+
+    def run(
+        self, name_or_arn: str, payload: bytes, request_id: str | None = None,
+        wait_for_slot: bool = False, **context: Any
+    ) -> tuple[Invocation, InvocationRun]:
+        """Run one invocation now; its history record is the caller's to commit, with the rest
+        of its work: an asynchronous invocation's in the transaction that ends its job, one
+        commit instead of two (4 of the 17 commits of an order).
 
         Raises `InvokeRefused` when Lambda would refuse it: a payload over the synchronous limit,
         or no free slot of the function's reserved concurrency (`wait_for_slot`, for an
@@ -489,8 +500,8 @@ class LambdaService:
             if self._closing:
                 # Killed by the sandbox stopping, not failed: not a try that counts.
                 raise Abandoned(f"{config.name}: the sandbox stopped during {request_id}")
-            self.state.record(invocation_record(invocation, self.label(config.name), context))
-        return invocation
+            record = invocation_record(invocation, self.label(config.name), context)
+        return invocation, record
 
     @contextmanager
     def _slot(self, config: FunctionConfig, wait: bool) -> Iterator[None]:
@@ -540,7 +551,8 @@ class AsyncInvocation:
 
     def __init__(self, service: LambdaService) -> None:
         self.service = service
-        self._last: dict[int, Invocation] = {}  # job id -> its last failed run, until settled
+        # job id -> its last failed run and that run's record, until settled
+        self._last: dict[int, tuple[Invocation, InvocationRun]] = {}
 
     def settings(self, job: Job) -> AsyncConfig:
         """The settings of the version or alias invoked; one without an EventInvokeConfig of its
@@ -565,34 +577,35 @@ class AsyncInvocation:
                 raise Failure(ZERO_RESERVED_CONCURRENCY, "Function not invoked. Function is "
                               "configured with zero reserved concurrent executions",
                               retryable=False)
-            invocation = self.service.invoke(job.target, job.payload["body"].encode(),
-                                             request_id, wait_for_slot=True, **context)
+            invocation, run = self.service.run(job.target, job.payload["body"].encode(),
+                                               request_id, wait_for_slot=True, **context)
         except FunctionNotFound as error:
             # Accepted before the function left the template: nothing can run it any more.
             raise Failure("ResourceNotFoundException", str(error), retryable=False) from None
         except InvokeRefused as error:
             raise Failure(error.code, error.message, retryable=error.status == 429) from None
         if not invocation.ok:
-            self._last[job.id] = invocation
+            self._last[job.id] = invocation, run
             error = error_of(invocation)
             raise Failure(str(error.get("errorType")), str(error.get("errorMessage")))
+        writes = Writes(history=[run])
         destination = self.settings(job).on_success
-        if destination is None:
-            return Writes()
-        record = self._record(job, "Success", invocation, None)
-        writes, _ = self._route(job, "OnSuccess", record, destination, Parcel(
-            record.body(destination), self._onward(job), via="destination"))
+        if destination is not None:
+            record = self._record(job, "Success", invocation, None)
+            writes += self._route(job, "OnSuccess", record, destination, Parcel(
+                record.body(destination), self._onward(job), via="destination"))[0]
         return writes
 
     def retrying(self, job: Job, failure: Failure) -> list[Record]:
-        self._last.pop(job.id, None)
-        return []  # the failed run is in the history already
+        """The failed run's record (none when it never ran: refused, throttled)."""
+        _, run = self._last.pop(job.id, (None, None))
+        return [run] if run else []
 
     def give_up(self, job: Job, failure: Failure, exhausted: str | None) -> Writes:
         """The record to OnFailure, the event to the DeadLetterConfig queue or topic: each
         route that takes it leaves a dead letter in the history; with none, one saying the
         invocation was dropped."""
-        invocation = self._last.pop(job.id, None)
+        invocation, run = self._last.pop(job.id, (None, None))
         settings = self.settings(job)
         condition = {"MaximumRetryAttempts": "RetriesExhausted",
                      "MaximumEventAgeInSeconds": "EventAgeExceeded"}.get(exhausted or "",
@@ -611,7 +624,7 @@ class AsyncInvocation:
             routes.append(("DeadLetterConfig", settings.dead_letter,
                            Parcel(job.payload["body"], attributes=attributes,
                                   via="dead-letter")))
-        writes = Writes()
+        writes = Writes(history=[run] if run else [])
         taken = False
         for route, destination, parcel in routes:
             route_writes, ok = self._route(job, route, record, destination, parcel)
