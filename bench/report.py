@@ -10,6 +10,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from bench.floor import IDLE_S
+
 
 def progress(message: str) -> None:
     print(f"bench: {message}", file=sys.stderr, flush=True)
@@ -37,6 +39,7 @@ def verdict(ok: bool | None) -> str:
 
 def table(r: dict[str, Any]) -> str:
     floor, e2e, load = r["floor"], r["e2e"], r["throughput"]
+    idle = floor["after_idle_added_ms"]
     e2e_ratio = ratio(r["e2e_p50_ms"], r["floor_ms"])
     load_ratio = ratio(r["throughput_orders_s"], r["ceiling_orders_s"])
     warm = r["workshop"]
@@ -83,6 +86,11 @@ def table(r: dict[str, Any]) -> str:
         ("floor aside: 3 UpdateItems to one item at once, each (p50)",
          number(floor["update_item_fan_out_ms"]["p50"], "ms"),
          f"+{number(floor['fan_out_queueing_ms'], 'ms')} over one alone", "", ""),
+        (f"floor aside: after {IDLE_S * 1000:g} ms idle, UpdateItem / PutEvents (p50)",
+         f"{number(floor['update_item_after_idle_ms']['p50'])} / "
+         f"{number(floor['put_events_after_idle_ms']['p50'], 'ms')}",
+         f"+{number(idle['update_item'])} / +{number(idle['put_events'], 'ms')} over back to "
+         "back", "", ""),
         ("UpdateItem through the endpoint (up --trace-dynamodb), p50",
          number(floor["update_item_through_endpoint_ms"]["p50"], "ms"),
          f"+{number(floor['pass_through_added_ms'], 'ms')} a call over direct", "", ""),

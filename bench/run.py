@@ -209,7 +209,8 @@ def measure(args: argparse.Namespace, sandbox: SandboxProcess, assembly: Path) -
     say("traces: the run's history replayed with and without its spans")
     floors = {"update_ms": raw.update_ms, "updates_s": (updates_s, updates_after_s),
               "put_ms": raw.put_events_ms, "through_ms": raw.update_through_endpoint_ms,
-              "fan_out_ms": raw.fan_out_ms,
+              "fan_out_ms": raw.fan_out_ms, "update_idle_ms": raw.update_after_idle_ms,
+              "put_idle_ms": raw.put_events_after_idle_ms,
               "traces": trace_cost.cost(sandbox.history_db)}
     return results(args, ours, traced, lost, floors, window, peak)
 
@@ -269,6 +270,15 @@ def results(args: argparse.Namespace, ours: str, traced: list[Order], lost: list
             "update_item_fan_out_ms": analysis.summary(floors["fan_out_ms"]),
             "fan_out_queueing_ms": analysis.rounded(
                 (analysis.percentile(floors["fan_out_ms"], 50) or 0.0) - update_p50),
+            # Each call after a pause with nothing running, as an order's calls come: not in
+            # the floor either (`bench.floor`).
+            "update_item_after_idle_ms": analysis.summary(floors["update_idle_ms"]),
+            "put_events_after_idle_ms": analysis.summary(floors["put_idle_ms"]),
+            "after_idle_added_ms": {
+                "update_item": analysis.rounded(
+                    (analysis.percentile(floors["update_idle_ms"], 50) or 0.0) - update_p50),
+                "put_events": analysis.rounded(
+                    (analysis.percentile(floors["put_idle_ms"], 50) or 0.0) - put_p50)},
         },
         # What the spans add to an order's writes (bench/trace_cost.py); goal: at most 1 ms.
         "traces": floors["traces"],

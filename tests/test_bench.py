@@ -46,6 +46,8 @@ def test_a_tiny_bench_writes_every_figure_and_loses_no_order(synthesized_app: An
     assert isinstance(figures["traces"]["added_ms_per_order"], float)
     assert figures["floor"]["update_item_through_endpoint_ms"]["p50"] > 0
     assert figures["floor"]["update_item_fan_out_ms"]["n"] == 3 * 2  # three a sample
+    assert figures["floor"]["put_events_after_idle_ms"]["n"] == 2  # one a sample
+    assert "after 30 ms idle" in run.stdout
     assert (tmp_path / result.name.replace(".json", ".svg")).read_text().startswith("<svg")
 
 
