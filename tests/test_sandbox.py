@@ -36,6 +36,9 @@ from sandbox_process import (
     workers,
 )
 
+from sandbox.core.history import InvocationRun
+from sandbox.core.state import State
+
 pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
@@ -208,10 +211,23 @@ def test_a_malformed_lambda_answer_is_a_502(edge: SandboxProcess) -> None:
         assert (status, json.loads(body)) == (502, {"message": "Internal server error"}), path
 
 
-def test_an_integration_past_its_timeout_is_a_504(edge: SandboxProcess) -> None:
-    status, _, body = get(f"{edge.url}/test/slow?seconds=3")
+def test_an_integration_past_its_timeout_is_a_504_and_its_run_is_recorded_when_it_ends(
+        edge: SandboxProcess) -> None:
+    status, headers, body = get(f"{edge.url}/test/slow?seconds=3")
     assert status == 504
     assert json.loads(body) == {"message": "Endpoint request timed out"}
+    request_id = headers["x-amzn-RequestId"]
+    state = State(edge.state / "sandbox.db", read_only=True)
+
+    def recorded() -> list[InvocationRun]:
+        return [e.record for e in state.history() if isinstance(e.record, InvocationRun)
+                and e.record.api_request_id == request_id]
+
+    try:
+        [run] = wait_for(recorded, 30, "the slow function's run in the history")
+    finally:
+        state.close()
+    assert run.ok and run.duration_ms >= 3000
 
 
 def test_an_assembly_that_cannot_be_read_says_what_and_where(tmp_path: Path) -> None:

@@ -8,6 +8,9 @@ Every answer under a route carries the headers API Gateway adds: `x-amzn-Request
 event's `requestContext.requestId`) and `x-amz-apigw-id` (its `extendedRequestId`); a Lambda
 proxy answer also `X-Amzn-Trace-Id`. The integration timeout is the method's own
 `TimeoutInMillis`, else the sandbox's (29 s, AWS's default).
+
+The request's record and its proxy function's run are written in one commit, as the answer
+leaves; a run that outlasts the integration timeout is written when it ends.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import json
 import re
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from datetime import UTC, datetime
 from typing import Any
@@ -51,11 +54,12 @@ from sandbox.apigateway.rest_api import (
     proxy_response,
 )
 from sandbox.assembly import ACCOUNT
-from sandbox.core.history import ApiRequest, AuthorizerRan
+from sandbox.core.history import ApiRequest, AuthorizerRan, InvocationRun, Record
 from sandbox.core.state import StorageFull
 from sandbox.core.wire import Response
 from sandbox.lambda_.backend import FunctionNotFound, InvokeRefused, LambdaService
 from sandbox.lambda_.records import error_of
+from sandbox.lambda_.runtime_api import Invocation
 from sandbox.settings import Settings
 from sandbox.traces import context as traces
 
@@ -75,6 +79,12 @@ class ApiGateway:
     def stop(self) -> None:
         self._invokes.shutdown(wait=False, cancel_futures=True)
 
+    def _record_late(self, future: Future[tuple[Invocation, InvocationRun]]) -> None:
+        """A run the integration stopped waiting for: recorded when it ends, if it ran."""
+        if not future.cancelled() and future.exception() is None:
+            with contextlib.suppress(StorageFull):
+                self.lambda_.state.record(future.result()[1])
+
     def handle(self, method: str, raw_path: str, headers: list[tuple[str, str]], body: bytes,
                client_ip: str) -> Response:
         """The stage is the first path segment; the function sees the rest."""
@@ -93,22 +103,25 @@ class ApiGateway:
             event = proxy_event(api, api_method, path_params, method, path,
                                 parse_qsl(url.query, keep_blank_values=True),
                                 headers, body, request_id, client_ip, datetime.now(UTC))
+            history: list[Record] = []  # the integration's run, when it ended in time
             with traces.span("api"):  # the request's span: the root, or an incoming trace's
                 try:
-                    status, answer_headers, data = self.serve(api, api_method, event, received)
+                    status, answer_headers, data = self.serve(api, api_method, event, received,
+                                                              history)
                 except StorageFull:
                     status, answer_headers, data = answers.CONFIGURATION_ERROR
                 if self.lambda_ is not None:  # (only mock integrations: nowhere to record)
+                    history.append(ApiRequest(request_id, api.name, api.stage, method, path,
+                                              status, received))
                     with contextlib.suppress(StorageFull):
-                        self.lambda_.state.record(ApiRequest(request_id, api.name, api.stage,
-                                                             method, path, status, received))
+                        self.lambda_.state.add(history=history)
             return status, answer_headers + ids, data
         status, message = MISSING_AUTH_TOKEN
         return status, [("Content-Type", "application/json"),
                         ("x-amzn-ErrorType", "MissingAuthenticationTokenException"), *ids], message
 
     def serve(self, api: RestApi, method: Method, event: dict[str, Any],
-              received: float) -> Response:
+              received: float, history: list[Record]) -> Response:
         """Authorization, then the API key, then the integration: the first refusal answers."""
         refused, usage_key = self.authorize(api, method, event, received)
         if refused is not None:
@@ -134,7 +147,7 @@ class ApiGateway:
         accept = next((v for k, v in (event["headers"] or {}).items() if k.lower() == "accept"),
                       None)
         return self.invoke_proxy(method.function(api.stage_variables), event,
-                                 event["requestContext"]["requestId"], received,
+                                 event["requestContext"]["requestId"], received, history,
                                  timeout_s=method.timeout_s, binary=api.is_binary(accept))
 
     def authorize(self, api: RestApi, method: Method, event: dict[str, Any],
@@ -213,16 +226,21 @@ class ApiGateway:
                                                 principal_id))
 
     def invoke_proxy(self, function_arn: str, event: dict[str, Any], request_id: str,
-                     received: float | None = None, timeout_s: float | None = None,
+                     received: float, history: list[Record], timeout_s: float | None = None,
                      binary: bool = False) -> Response:
-        future = self._invokes.submit(contextvars.copy_context().run, self.lambda_.invoke,
+        """The function's answer as API Gateway gives it; its run's record goes to `history`,
+        or, when the integration timed out first, to the state once it ends."""
+        future = self._invokes.submit(contextvars.copy_context().run, self.lambda_.run,
                                       function_arn,
                                       json.dumps(event).encode(), trigger="api",
                                       api_request_id=request_id, received=received)
         trace = [("X-Amzn-Trace-Id", traces.header().split(";", 1)[0])]  # Root=<the trace>
         try:
-            invocation = future.result(timeout=timeout_s or self.settings.integration_timeout_s)
+            invocation, run = future.result(
+                timeout=timeout_s or self.settings.integration_timeout_s)
+            history.append(run)
         except FutureTimeout:
+            future.add_done_callback(self._record_late)
             status, message = ENDPOINT_TIMEOUT
             return status, [("Content-Type", "application/json"), *trace], message
         except FunctionNotFound:  # a stage variable naming no function of the app
