@@ -20,7 +20,6 @@ import contextvars
 import json
 import re
 import time
-import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from datetime import UTC, datetime
@@ -54,6 +53,7 @@ from sandbox.apigateway.rest_api import (
     proxy_response,
 )
 from sandbox.assembly import ACCOUNT
+from sandbox.core import ids
 from sandbox.core.history import ApiRequest, AuthorizerRan, InvocationRun, Record
 from sandbox.core.state import StorageFull
 from sandbox.core.wire import Response
@@ -89,8 +89,8 @@ class ApiGateway:
                client_ip: str) -> Response:
         """The stage is the first path segment; the function sees the rest."""
         received = time.time()  # the invocation record keeps it: API Gateway's own latency
-        request_id = str(uuid.uuid4())
-        ids = [("x-amzn-RequestId", request_id),
+        request_id = ids.uuid4()
+        id_headers = [("x-amzn-RequestId", request_id),
                ("x-amz-apigw-id", extended_request_id(request_id))]
         url = urlsplit(raw_path)
         stage, _, rest = url.path.lstrip("/").partition("/")
@@ -115,10 +115,11 @@ class ApiGateway:
                                               status, received))
                     with contextlib.suppress(StorageFull):
                         self.lambda_.state.add(history=history)
-            return status, answer_headers + ids, data
+            return status, answer_headers + id_headers, data
         status, message = MISSING_AUTH_TOKEN
         return status, [("Content-Type", "application/json"),
-                        ("x-amzn-ErrorType", "MissingAuthenticationTokenException"), *ids], message
+                        ("x-amzn-ErrorType", "MissingAuthenticationTokenException"),
+                        *id_headers], message
 
     def serve(self, api: RestApi, method: Method, event: dict[str, Any],
               received: float, history: list[Record]) -> Response:

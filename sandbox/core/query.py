@@ -16,11 +16,11 @@ From the AWS query protocol as the SDKs implement it (botocore's `query` seriali
 
 from __future__ import annotations
 
-import uuid
 import xml.etree.ElementTree as ET
 from typing import Any, Protocol
 from urllib.parse import parse_qsl
 
+from sandbox.core import ids
 from sandbox.core.state import StorageFull
 from sandbox.core.wire import Response
 
@@ -90,7 +90,7 @@ def answer(action: str, namespace: str, result: dict[str, Any]) -> Response:
     root = ET.Element(f"{action}Response", xmlns=namespace)
     _fill(ET.SubElement(root, f"{action}Result"), result)
     metadata = ET.SubElement(root, "ResponseMetadata")
-    ET.SubElement(metadata, "RequestId").text = str(uuid.uuid4())
+    ET.SubElement(metadata, "RequestId").text = ids.uuid4()
     return 200, [("Content-Type", CONTENT_TYPE)], ET.tostring(root, encoding="utf-8")
 
 
@@ -100,7 +100,7 @@ def error(status: int, code: str, message: str, namespace: str | None = None) ->
     ET.SubElement(detail, "Type").text = "Sender" if status < 500 else "Receiver"
     ET.SubElement(detail, "Code").text = code
     ET.SubElement(detail, "Message").text = message
-    ET.SubElement(root, "RequestId").text = str(uuid.uuid4())
+    ET.SubElement(root, "RequestId").text = ids.uuid4()
     return status, [("Content-Type", CONTENT_TYPE)], ET.tostring(root, encoding="utf-8")
 
 

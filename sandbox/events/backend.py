@@ -16,12 +16,12 @@ without an EventPattern) sends AWS's Scheduled Event to its own targets when
 from __future__ import annotations
 
 import json
-import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from sandbox.assembly import ACCOUNT, AssemblyError, Stack
+from sandbox.core import ids
 from sandbox.core.delivery import EVENTBRIDGE, Failure, RetryPolicy
 from sandbox.core.history import DeadLetter, DeliveryAttempt, EventPut, Record, ScheduleFired
 from sandbox.core.state import Job, NewJob, State, Writes
@@ -239,7 +239,7 @@ class EventBus:
             if problem:
                 results.append({"ErrorCode": problem[0], "ErrorMessage": problem[1]})
                 continue
-            event_id = str(uuid.uuid4())
+            event_id = ids.uuid4()
             event = envelope(entry, ACCOUNT, self.region, now, event_id)
             results.append({"EventId": event_id})
             with traces.span("event"):  # the entry's span: its deliveries are its children
@@ -273,7 +273,7 @@ class EventBus:
     def fire_schedule(self, rule: Rule, due: datetime, manual: bool = False) -> Writes:
         """A scheduled rule came due: its Scheduled Event, as AWS documents it, goes to this
         rule's targets only."""
-        event_id = str(uuid.uuid4())
+        event_id = ids.uuid4()
         event = {"version": "0", "id": event_id, "detail-type": "Scheduled Event",
                  "source": "aws.events", "account": ACCOUNT, "time": aws_time(due),
                  "region": self.region, "resources": [rule.arn], "detail": {}}

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import json
 import threading
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -37,6 +36,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sandbox.assembly import ACCOUNT, AssemblyError, Stack
+from sandbox.core import ids
 from sandbox.core.delivery import EVENTBRIDGE, Failure, RetryPolicy
 from sandbox.core.history import DeadLetter, DeliveryAttempt, Record, ScheduleFired
 from sandbox.core.jobs import STORAGE_FULL_PAUSE_S
@@ -154,7 +154,7 @@ class EventBridgeScheduler:
 
     def fire(self, schedule: Schedule, due: datetime, manual: bool = False) -> Writes:
         """A schedule came due: one job that hands its payload to its target."""
-        execution_id = str(uuid.uuid4())
+        execution_id = ids.uuid4()
         job = NewJob(SCHEDULE_JOB, schedule.target_arn,
                      {"schedule": schedule.name, "scheduled_time": aws_time(due),
                       "execution_id": execution_id})
@@ -197,7 +197,7 @@ class SchedulerDelivery:
         if not isinstance(detail, dict):
             raise Failure("MalformedDetail", "Detail is malformed: the Input is not a JSON "
                           "object", retryable=False)
-        return {"version": "0", "id": str(uuid.uuid4()),
+        return {"version": "0", "id": ids.uuid4(),
                 "detail-type": schedule.bus_event.get("DetailType", ""),
                 "source": schedule.bus_event.get("Source", ""), "account": ACCOUNT,
                 "time": job.payload["scheduled_time"], "region": self.region,

@@ -50,7 +50,6 @@ import os
 import re
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -58,6 +57,7 @@ from pathlib import Path
 from typing import Any
 
 from sandbox.assembly import ALIAS, LAYER, VERSION, AssemblyError, Stack, split_qualifier
+from sandbox.core import ids
 from sandbox.core.delivery import LAMBDA_ASYNC, Failure, RetryPolicy
 from sandbox.core.history import DeadLetter, DestinationTaken, InvocationRun, Record
 from sandbox.core.jobs import Abandoned
@@ -490,7 +490,7 @@ class LambdaService:
         refused = too_large(len(payload), SYNC_PAYLOAD_LIMIT)
         if refused:
             raise refused
-        request_id = request_id or str(uuid.uuid4())
+        request_id = request_id or ids.uuid4()
         with traces.span("invocation"), self._slot(config, wait_for_slot):
             if self.settings.inject(self.settings.invoke_fault_share):
                 invocation = injected_fault(config, request_id)
@@ -529,7 +529,7 @@ class LambdaService:
         refused = too_large(len(body.encode()), ASYNC_PAYLOAD_LIMIT)
         if refused:
             raise Failure(refused.code, refused.message, retryable=False)
-        payload = {"body": body, "request_id": str(uuid.uuid4()), "context": context}
+        payload = {"body": body, "request_id": ids.uuid4(), "context": context}
         return NewJob(INVOKE, target, payload)
 
 

@@ -16,12 +16,12 @@ show them). An invocation that never ran (reserved concurrency 0: condition
 from __future__ import annotations
 
 import json
-import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from sandbox.assembly import ACCOUNT
+from sandbox.core import ids
 from sandbox.core.history import InvocationRun
 from sandbox.lambda_.runtime_api import Invocation
 
@@ -91,7 +91,7 @@ class DestinationRecord:
         region = destination_arn.split(":")[3]
         return json.dumps({
             "version": "0",
-            "id": str(uuid.uuid4()),
+            "id": ids.uuid4(),
             "detail-type": SUCCESS_DETAIL_TYPE if self.success else FAILURE_DETAIL_TYPE,
             "source": "lambda",
             "account": ACCOUNT,

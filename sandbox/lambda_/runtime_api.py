@@ -43,6 +43,7 @@ from http import HTTPStatus
 from pathlib import Path
 from typing import BinaryIO
 
+from sandbox.core import ids
 from sandbox.traces import context as traces
 
 RUNTIME_API = "/2018-06-01/runtime"
@@ -709,7 +710,7 @@ class FunctionWorkers:
         """Run the function once on a warm or a new worker; blocks, thread-safe. `invoked_arn`:
         the ARN the caller named (the context's invoked_function_arn), the function's own by
         default."""
-        request_id = request_id or str(uuid.uuid4())
+        request_id = request_id or ids.uuid4()
         started = time.time()
         worker = self._acquire()
         result = None

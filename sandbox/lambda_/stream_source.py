@@ -39,7 +39,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -47,6 +46,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from sandbox.core import ids
 from sandbox.core.delivery import Failure
 from sandbox.core.history import BatchRun, DeadLetter, DestinationTaken
 from sandbox.core.jobs import STORAGE_FULL_PAUSE_S, Abandoned
@@ -164,7 +164,7 @@ def failure_record(mapping: StreamMapping, shard: str, batch: list[Record], cond
     when the function never ran."""
     record: Record = {
         "requestContext": {
-            "requestId": invocation.request_id if invocation else str(uuid.uuid4()),
+            "requestId": invocation.request_id if invocation else ids.uuid4(),
             "functionArn": mapping.function_arn,
             "condition": condition,
             "approximateInvokeCount": invokes,

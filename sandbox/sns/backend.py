@@ -43,6 +43,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sandbox.assembly import AssemblyError, Stack
+from sandbox.core import ids
 from sandbox.core.delivery import Failure
 from sandbox.core.history import DeadLetter
 from sandbox.core.state import Writes
@@ -289,7 +290,7 @@ class Topics:
                 context: dict[str, Any]) -> tuple[dict[str, str], Writes]:
         """The message's id (and a FIFO topic's sequence number), and its fan-out; a FIFO
         repeat within the deduplication window answers as the first did and delivers nothing."""
-        answer = {"MessageId": str(uuid.uuid4())}
+        answer = {"MessageId": ids.uuid4()}
         if topic.fifo:
             answer["SequenceNumber"] = f"{time.time_ns():020d}"
             key = (topic.arn, message.dedup_id or hashlib.sha256(message.body.encode()).hexdigest())
@@ -486,7 +487,7 @@ class _TopicSink:
         message = Message(parcel.body, parcel.context.get("subject"),
                           string_attributes(parcel.attributes), group_id=parcel.group_id)
         notification = Notification(
-            message_id=str(uuid.uuid4()), topic_arn=self.topic.arn, message=message.body,
+            message_id=ids.uuid4(), topic_arn=self.topic.arn, message=message.body,
             timestamp=timestamp(datetime.now(UTC)), subject=message.subject,
             attributes=message.attributes,
             sequence_number=f"{time.time_ns():020d}" if self.topic.fifo else None)

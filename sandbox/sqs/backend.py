@@ -22,11 +22,11 @@ import json
 import re
 import threading
 import time
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
 from sandbox.assembly import AssemblyError, Stack
+from sandbox.core import ids
 from sandbox.core.delivery import Failure
 from sandbox.core.state import Message, State, Writes
 from sandbox.core.targets import Parcel, Targets
@@ -233,7 +233,7 @@ class Queues:
         system = {name: value.get("StringValue", "") for name, value in
                   (request.get("MessageSystemAttributes") or {}).items()
                   if isinstance(value, dict)}
-        return Message(str(uuid.uuid4()), queue.arn, body, attributes, now,
+        return Message(ids.uuid4(), queue.arn, body, attributes, now,
                        group_id=group or None, dedup_id=dedup,
                        sequence=sequence_number() if queue.fifo else None,
                        visible=now + delay, system={"AWSTraceHeader": traces.header(), **system})
@@ -436,7 +436,7 @@ class _QueueSink:
                       for name, value in parcel.attributes.items()}
         now = time.time()
         with traces.span("queued"):
-            message = Message(str(uuid.uuid4()), self.queue.arn, parcel.body, attributes, now,
+            message = Message(ids.uuid4(), self.queue.arn, parcel.body, attributes, now,
                               group_id=parcel.group_id if self.queue.fifo else None,
                               sequence=sequence_number() if self.queue.fifo else None,
                               visible=now + self.queue.delay_s,

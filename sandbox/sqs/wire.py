@@ -10,11 +10,10 @@ NonExistentQueue;Sender"), which is the code boto3 reports, and `__type` in the 
 from __future__ import annotations
 
 import json
-import uuid
 import xml.etree.ElementTree as ET
 from typing import Any
 
-from sandbox.core import query
+from sandbox.core import ids, query
 from sandbox.core.state import StorageFull
 from sandbox.core.wire import Response, json_request
 from sandbox.sqs.backend import Queues, SqsError
@@ -171,5 +170,5 @@ def _xml_answer(action: str, result: Any) -> Response:
     root = ET.Element(f"{action}Response", xmlns=QUERY_NAMESPACE)
     fill(ET.SubElement(root, f"{action}Result"), result)
     metadata = ET.SubElement(root, "ResponseMetadata")
-    ET.SubElement(metadata, "RequestId").text = str(uuid.uuid4())
+    ET.SubElement(metadata, "RequestId").text = ids.uuid4()
     return 200, [("Content-Type", "text/xml")], ET.tostring(root, encoding="utf-8")

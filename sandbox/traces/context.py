@@ -18,12 +18,13 @@ Only the standard library: `sandbox.core.history` stamps each record with this a
 
 from __future__ import annotations
 
-import secrets
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
+
+from sandbox.core import ids
 
 
 @dataclass(frozen=True)
@@ -52,11 +53,11 @@ _current: ContextVar[Open | None] = ContextVar("trace", default=None)
 
 
 def new_trace_id(now: float | None = None) -> str:
-    return f"1-{int(now or time.time()):08x}-{secrets.token_hex(12)}"
+    return f"1-{int(now or time.time()):08x}-{ids.hex_id(96)}"
 
 
 def new_span_id() -> str:
-    return secrets.token_hex(8)
+    return ids.hex_id(64)
 
 
 def current() -> Open | None:
