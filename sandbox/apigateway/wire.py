@@ -91,7 +91,7 @@ class ApiGateway:
         received = time.time()  # the invocation record keeps it: API Gateway's own latency
         request_id = ids.uuid4()
         id_headers = [("x-amzn-RequestId", request_id),
-               ("x-amz-apigw-id", extended_request_id(request_id))]
+                      ("x-amz-apigw-id", extended_request_id(request_id))]
         url = urlsplit(raw_path)
         stage, _, rest = url.path.lstrip("/").partition("/")
         path = "/" + rest
