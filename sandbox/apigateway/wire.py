@@ -10,7 +10,8 @@ proxy answer also `X-Amzn-Trace-Id`. The integration timeout is the method's own
 `TimeoutInMillis`, else the sandbox's (29 s, AWS's default).
 
 The request's record and its proxy function's run are written in one commit, as the answer
-leaves; a run that outlasts the integration timeout is written when it ends.
+leaves (on a full disk, the answer is a 500 instead); a run that outlasts the integration
+timeout is written when it ends.
 """
 
 from __future__ import annotations
@@ -113,8 +114,10 @@ class ApiGateway:
                 if self.lambda_ is not None:  # (only mock integrations: nowhere to record)
                     history.append(ApiRequest(request_id, api.name, api.stage, method, path,
                                               status, received))
-                    with contextlib.suppress(StorageFull):
+                    try:
                         self.lambda_.state.add(history=history)
+                    except StorageFull:  # a full disk: the request is refused, as AWS refuses
+                        status, answer_headers, data = answers.CONFIGURATION_ERROR
             return status, answer_headers + id_headers, data
         status, message = MISSING_AUTH_TOKEN
         return status, [("Content-Type", "application/json"),
