@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import hashlib
 import time
+from typing import Any
 
 from sandbox_process import wait_for
 
-from sandbox.core.history import BatchRun
+from sandbox.core.history import BatchRun, InvocationRun, Record
 from sandbox.core.state import Message
 from sandbox.events.patterns import compile_pattern
 from sandbox.lambda_.backend import throttled
+from sandbox.lambda_.records import invocation_record
 from sandbox.lambda_.runtime_api import Invocation
 from sandbox.lambda_.sqs_source import SqsMapping, SqsPollers, failed_items, matches, sqs_record
 
@@ -80,13 +82,16 @@ class OneBatchQueue:
     def __init__(self) -> None:
         self.batch = [(message(visible=time.time() + 60), "h")]
         self.settled: list[Message] = []
+        self.history: list[Record] = []
 
     def take(self, queue_arn: str, limit: int, wait_s: float) -> list[tuple[Message, str]]:
         batch, self.batch = self.batch, []
         return batch
 
-    def settle(self, queue_arn: str, messages: list[Message]) -> None:
+    def settle(self, queue_arn: str, messages: list[Message],
+               history: list[Record] | None = None) -> None:
         self.settled += messages
+        self.history += history or []
 
 
 def test_a_throttled_batch_is_retried_while_invisible_and_the_poller_lives_on() -> None:
@@ -94,15 +99,16 @@ def test_a_throttled_batch_is_retried_while_invisible_and_the_poller_lives_on() 
     to kill the poller thread, with a traceback, and the mapping polled no more)."""
     queue, tries = OneBatchQueue(), []
 
-    def invoke(function_arn: str, payload: bytes, **context: object) -> Invocation:
+    def run(function_arn: str, payload: bytes, **context: Any) -> tuple[Invocation,
+                                                                         InvocationRun]:
         tries.append(payload)
         if len(tries) < 3:
             raise throttled()
-        return Invocation("r", "f", True, b"null", None, time.time(), 1.0, None, 64, 128)
+        invocation = Invocation("r", "f", True, b"null", None, time.time(), 1.0, None, 64, 128)
+        return invocation, invocation_record(invocation, "F", context)
 
     mapping = SqsMapping("u", QUEUE, "f", 10, 0.0, [], False, 2, fifo=True)
-    runs: list[BatchRun] = []
-    pollers = SqsPollers(mapping, queue, invoke, "us-east-1", runs.append)
+    pollers = SqsPollers(mapping, queue, run, "us-east-1")
     pollers.start()
     try:
         wait_for(lambda: queue.settled, 10, "the batch deleted after two throttles")
@@ -110,4 +116,7 @@ def test_a_throttled_batch_is_retried_while_invisible_and_the_poller_lives_on() 
         pollers.stop()
     assert len(tries) == 3 and len(set(tries)) == 1, "the same batch, tried three times"
     assert [m.id for m in queue.settled] == [message().id]
-    assert runs == [BatchRun(QUEUE, "f", "r", [message().id], [], True)], "one run recorded"
+    # One run recorded, in the commit that deleted its batch.
+    [recorded, batch_run] = queue.history
+    assert isinstance(recorded, InvocationRun) and recorded.request_id == "r"
+    assert batch_run == BatchRun(QUEUE, "f", "r", [message().id], [], True)

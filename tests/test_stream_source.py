@@ -16,12 +16,14 @@ import pytest
 from test_assembly import only_stack, write_assembly
 
 from sandbox.assembly import AssemblyError
+from sandbox.core.history import InvocationRun
 from sandbox.core.state import Checkpoint, State, Writes
 from sandbox.core.targets import Targets
 from sandbox.dynamodb.local import DynamoDBLocal, client, ensure_tables, table_request
 from sandbox.events.patterns import compile_pattern
 from sandbox.lambda_.backend import LambdaService
 from sandbox.lambda_.event_sources import EventSources
+from sandbox.lambda_.records import invocation_record
 from sandbox.lambda_.runtime_api import Invocation
 from sandbox.lambda_.stream_source import (
     AGE_EXCEEDED,
@@ -356,11 +358,13 @@ class FakeLambda:
     def __init__(self) -> None:
         self.batches: list[list[str]] = []
 
-    def invoke(self, arn: str, payload: bytes, **context: Any) -> Invocation:
+    def run(self, arn: str, payload: bytes, **context: Any) -> tuple[Invocation,
+                                                                     InvocationRun]:
         self.batches.append([r["eventID"] for r in json.loads(payload)["Records"]])
-        return Invocation(request_id="r", function="myfunction", ok=True, payload=b"null",
-                          error_type=None, started=0.0, duration_ms=1.0, init_duration_ms=None,
-                          max_memory_mb=1, memory_mb=128)
+        invocation = Invocation(request_id="r", function="myfunction", ok=True, payload=b"null",
+                                error_type=None, started=0.0, duration_ms=1.0,
+                                init_duration_ms=None, max_memory_mb=1, memory_mb=128)
+        return invocation, invocation_record(invocation, "MyFunction", context)
 
 
 def poller(tmp_path: Path, streams: FakeStreams,

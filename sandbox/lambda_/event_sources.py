@@ -160,8 +160,7 @@ class EventSources:
 
     def start(self) -> None:
         for mapping in self.sqs:
-            pollers = SqsPollers(mapping, self.queues, self.lambda_.invoke, self._region,
-                                 self.lambda_.state.record)
+            pollers = SqsPollers(mapping, self.queues, self.lambda_.run, self._region)
             self._pollers.append(pollers)
             pollers.start()
         for stream in self.streams:

@@ -30,11 +30,10 @@ import hashlib
 import json
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from sandbox.core.history import BatchRun
+from sandbox.core.history import BatchRun, InvocationRun, Record
 from sandbox.core.jobs import STORAGE_FULL_PAUSE_S, Abandoned
 from sandbox.core.state import Message, StorageFull
 from sandbox.events.patterns import EventPattern, compile_pattern
@@ -55,8 +54,10 @@ class QueueReader(Protocol):
         with its receipt handle."""
         ...
 
-    def settle(self, queue_arn: str, messages: list[Message]) -> None:
-        """Delete these received messages."""
+    def settle(self, queue_arn: str, messages: list[Message],
+               history: list[Record] | None = None) -> None:
+        """Delete these received messages and write `history`, in one transaction: a batch's
+        end is one commit, not one a message and two for its records."""
         ...
 
 
@@ -154,12 +155,11 @@ def compile_filters(criteria: Any) -> list[EventPattern]:
 class SqsPollers:
     """The pollers of one mapping: each receives a batch, invokes, settles, and again."""
 
-    def __init__(self, mapping: SqsMapping, queues: QueueReader, invoke: Any,
-                 region: str, record: Callable[[BatchRun], None]) -> None:
+    def __init__(self, mapping: SqsMapping, queues: QueueReader, run: Any,
+                 region: str) -> None:
         self.mapping = mapping
         self.queues = queues
-        self.invoke = invoke  # LambdaService.invoke
-        self.record = record  # into the history
+        self.run = run  # LambdaService.run: the record is written with the batch's end
         self.region = region
         self._running = True
         self._threads = [threading.Thread(target=self._poll, name=f"sqs-esm-{i}", daemon=True)
@@ -223,27 +223,30 @@ class SqsPollers:
 
     def _settle_run(self, kept: list[tuple[Message, dict[str, Any]]], payload: bytes) -> None:
         mapping = self.mapping
-        invocation = self._invoke(payload, until=min(m.visible for m, _ in kept))
+        ran = self._invoke(payload, until=min(m.visible for m, _ in kept))
+        if ran is None:
+            return  # the batch comes back after the visibility timeout
+        invocation, run = ran
         ids = [m.id for m, _ in kept]
         failed: set[str] | None = None  # the batch comes back after the visibility timeout
-        if invocation is not None and invocation.ok:
+        if invocation.ok:
             failed = failed_items(invocation.payload, ids) if mapping.report_item_failures \
                 else set()
-        if failed is not None:
-            self.queues.settle(mapping.queue_arn, [m for m, _ in kept if m.id not in failed])
-        if invocation is not None:
-            kept_back = ids if failed is None else [i for i in ids if i in failed]
-            self.record(BatchRun(mapping.queue_arn, invocation.function, invocation.request_id,
-                                 ids, kept_back, invocation.ok))
+        kept_back = ids if failed is None else [i for i in ids if i in failed]
+        self.queues.settle(mapping.queue_arn,
+                           [] if failed is None else [m for m, _ in kept if m.id not in failed],
+                           [run, BatchRun(mapping.queue_arn, invocation.function,
+                                          invocation.request_id, ids, kept_back, invocation.ok)])
 
-    def _invoke(self, payload: bytes, until: float) -> Invocation | None:
-        """The invocation; None when Lambda refused the batch: too large, or throttled until
-        the batch's visibility timeout (`until`, epoch seconds) was about to end."""
+    def _invoke(self, payload: bytes, until: float) -> tuple[Invocation, InvocationRun] | None:
+        """The invocation and its record; None when Lambda refused the batch: too large, or
+        throttled until the batch's visibility timeout (`until`, epoch seconds) was about to
+        end."""
         backoff = FIRST_BACKOFF_S
         while True:
             try:
-                return self.invoke(self.mapping.function_arn, payload, trigger="sqs",
-                                   rule=self.mapping.uuid)
+                return self.run(self.mapping.function_arn, payload, trigger="sqs",
+                                rule=self.mapping.uuid)
             except InvokeRefused as refused:
                 if refused.status != 429 or time.time() + backoff >= until or not self._running:
                     return None

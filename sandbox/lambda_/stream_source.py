@@ -413,8 +413,9 @@ class StreamPoller:
         mapping = self.mapping
         payload = json.dumps({"Records": batch}).encode()
         try:
-            invocation = self.lambda_.invoke(mapping.function_arn, payload, trigger="dynamodb",
-                                             rule=mapping.uuid, attempt=attempt)
+            invocation, run = self.lambda_.run(mapping.function_arn, payload,
+                                               trigger="dynamodb", rule=mapping.uuid,
+                                               attempt=attempt)
         except (InvokeRefused, FunctionNotFound):
             return Outcome(ran=False, done=0)  # throttled: retried until the records expire
         done = 0
@@ -422,9 +423,9 @@ class StreamPoller:
             done = (first_failed(invocation.payload, batch) if mapping.report_item_failures
                     else len(batch))
         numbers = [sequence(record) for record in batch]
-        self.state.record(BatchRun(mapping.stream_arn, invocation.function,
-                                   invocation.request_id, numbers, numbers[done:],
-                                   invocation.ok))
+        self.state.add(history=[run, BatchRun(mapping.stream_arn, invocation.function,
+                                              invocation.request_id, numbers, numbers[done:],
+                                              invocation.ok)])
         return Outcome(ran=True, done=done, invocation=invocation)
 
     def _give_up(self, shard: str, batch: list[Record], condition: str,

@@ -28,6 +28,7 @@ from typing import Any
 from sandbox.assembly import AssemblyError, Stack
 from sandbox.core import ids
 from sandbox.core.delivery import Failure
+from sandbox.core.history import Record
 from sandbox.core.state import Message, State, Writes
 from sandbox.core.targets import Parcel, Targets
 from sandbox.sqs.messages import (
@@ -295,12 +296,10 @@ class Queues:
         return [(m, receipt_handle(m.id, m.receipt or ""))
                 for m in self.receive(queue, limit, queue.visibility_s, wait_s)]
 
-    def settle(self, queue_arn: str, messages: list[Message]) -> None:
-        queue = self.queues[queue_arn]
-        for message in messages:
-            # Received again since (its timeout ran out): the newer receiver settles it.
-            with contextlib.suppress(MessageError):
-                self.store.delete(queue_arn, message.id, message.receipt or "", "", queue.fifo)
+    def settle(self, queue_arn: str, messages: list[Message],
+               history: list[Record] | None = None) -> None:
+        if messages or history:
+            self.store.settle(queue_arn, messages, history or [])
 
     def settings(self) -> dict[str, tuple[bool, int]]:
         """Queue ARN -> (FIFO, visibility timeout): what Lambda checks of a mapping's queue."""

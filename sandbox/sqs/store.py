@@ -13,7 +13,7 @@ import json
 import time
 from dataclasses import dataclass, replace
 
-from sandbox.core.history import MessageQueued, MessageRedriven
+from sandbox.core.history import MessageQueued, MessageRedriven, Record
 from sandbox.core.state import (
     MESSAGE_COLUMNS,
     Message,
@@ -96,6 +96,16 @@ class QueueStore:
             "SELECT visible, receipt FROM messages WHERE id = ? AND queue = ?",
             (message_id, arn)).fetchone()
         return None if row is None else (row[0], row[1])
+
+    def settle(self, arn: str, received: list[Message], history: list[Record]) -> None:
+        """Delete messages a poller received and write `history`, in one transaction. A message
+        received again since (its timeout ran out) is left: the newer receiver settles it."""
+        with self.state.transaction() as db:
+            for message in received:
+                held = self._held(db, arn, message.id)
+                if held is not None and held[1] == message.receipt:
+                    db.execute("DELETE FROM messages WHERE id = ?", (message.id,))
+            write_history(db, history, time.time())
 
     def delete(self, arn: str, message_id: str, token: str, handle: str, fifo: bool) -> None:
         """Delete by the latest receipt. An older receipt deletes nothing: on a standard queue
