@@ -293,17 +293,15 @@ class Sandbox:
                                           self.queues.settings(), self.state, self.targets,
                                           self.dynamodb.endpoint_url)
         self.topics = Topics(stacks, self.targets)
-        self.runner = JobRunner(self.state, {})
         self.bus = EventBus(stacks, self.state, self.targets, self.settings)
-        deliveries = Deliveries(self.state, self.settings)
-        self.runner.handlers.update({
-            DELIVERY: deliveries.handler(RuleDelivery(self.bus)),
-            INVOKE: deliveries.handler(AsyncInvocation(self.lambda_)),
-        })
         started = datetime.now(UTC)  # when the rates of rules and schedules count from
         self.scheduler = EventBridgeScheduler(stacks, self.targets, started)
-        self.runner.handlers[SCHEDULE_JOB] = deliveries.handler(
-            SchedulerDelivery(self.scheduler, region))
+        deliveries = Deliveries(self.state, self.settings, {
+            DELIVERY: RuleDelivery(self.bus),
+            INVOKE: AsyncInvocation(self.lambda_),
+            SCHEDULE_JOB: SchedulerDelivery(self.scheduler, region),
+        })
+        self.runner = JobRunner(self.state, dict.fromkeys(deliveries.hops, deliveries.run))
         self.clock = ScheduleClock(self.state, entries(self.bus, self.scheduler, started))
         self.extra_routes.update(self.clock.routes())
         self.apis = [api for stack in stacks for api in RestApi.from_stack(stack)]

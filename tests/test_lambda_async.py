@@ -23,7 +23,8 @@ from sandbox.core.delivery import (
     Deliveries,
     Failure,
 )
-from sandbox.core.history import DeadLetter, DestinationTaken, InvocationRun
+from sandbox.core.history import DeadLetter, DeliveryAttempt, DestinationTaken, InvocationRun
+from sandbox.core.jobs import Abandoned
 from sandbox.core.state import NewJob, State
 from sandbox.core.targets import Parcel, Targets
 from sandbox.events.backend import DELIVERY, EventBus, RuleDelivery
@@ -76,11 +77,16 @@ class Runs:
     payloads: list[bytes] = field(default_factory=list)
     invoked_arns: list[str | None] = field(default_factory=list)  # as each run was invoked
     hold: threading.Event | None = None  # when set, each run waits for it
+    invoked_at: list[float] = field(default_factory=list)  # time.time() of each run
+    stopping: bool = False  # each run is cut short by the sandbox stopping
 
     def invoke(self, payload: bytes, request_id: str | None = None,
                invoked_arn: str | None = None) -> Invocation:
         self.payloads.append(payload)
         self.invoked_arns.append(invoked_arn)
+        self.invoked_at.append(time.time())
+        if self.stopping:
+            raise Abandoned("the sandbox stopped")
         if self.hold:
             self.hold.wait(10)
         answer = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
@@ -117,7 +123,7 @@ class World:
         self.bus = EventBus([stack], self.state, self.targets, self.settings)
         Topics([stack], self.targets)
         self.hops = {INVOKE: AsyncInvocation(self.lambda_), DELIVERY: RuleDelivery(self.bus)}
-        self.deliveries = Deliveries(self.state, self.settings)
+        self.deliveries = Deliveries(self.state, self.settings, self.hops)
 
     def accept(self, body: dict[str, Any], created: float = 0.0) -> None:
         """Lambda accepting an asynchronous invocation, `created` seconds since the epoch."""
@@ -128,7 +134,7 @@ class World:
         """Every job, retries included, until none is left."""
         while jobs := self.state.due_jobs(time.time() + 10**6, set(), 100):
             for job in jobs:
-                self.deliveries.run(self.hops[job.kind], job)
+                self.deliveries.run(job)
 
     def bodies(self, queue_name: str) -> list[Any]:
         return [json.loads(m.body) for m in self.state.messages(QUEUE + queue_name)]
@@ -296,6 +302,69 @@ def test_on_a_bus_the_record_is_the_detail_of_a_lambda_event(tmp_path: Path) -> 
         assert event["resources"] == [BUS, f"{FN}:$LATEST"]
         assert event["detail"]["requestPayload"] == EVENT
     assert events[0]["detail"]["requestContext"]["condition"] == "RetriesExhausted"
+
+
+def rule_to_the_function() -> dict[str, Any]:
+    return {"Type": "AWS::Events::Rule", "Properties": {
+        "EventPattern": {"source": ["shop"]},
+        "Targets": [{"Id": "F", "Arn": {"Fn::GetAtt": ["Fn", "Arn"]}}]}}
+
+
+def deliver_once(world: World) -> None:
+    """An event put, and its one delivery job run once, as the job runner would."""
+    event = {"id": "e-1", "source": "shop", "detail-type": "x", "detail": {}}
+    world.state.commit(world.bus.accept("default", event, "put-events"))
+    [job] = world.state.due_jobs(time.time(), set(), 10)
+    assert job.kind == DELIVERY
+    world.deliveries.run(job)
+
+
+def test_a_rule_delivering_to_a_function_runs_it_and_commits_both_at_once(
+        tmp_path: Path) -> None:
+    world = World(tmp_path, {"Fn": function(), "Rule": rule_to_the_function()}, answers=[{}])
+    deliver_once(world)
+
+    assert world.state.pending_jobs() == 0  # no invocation job stored between the two
+    entries = [e for e in world.state.history()
+               if isinstance(e.record, DeliveryAttempt | InvocationRun)]
+    assert [type(e.record) for e in entries] == [DeliveryAttempt, InvocationRun]
+    delivered, run = entries
+    assert delivered.record.ok and run.record.ok
+    # The delivery's span ends when Lambda accepted the event, before the function ran.
+    [invoked_at] = world.runs.invoked_at
+    assert delivered.at <= invoked_at <= run.at
+
+
+def test_a_function_failing_the_run_a_delivery_handed_on_is_stored_as_its_retry(
+        tmp_path: Path) -> None:
+    world = World(tmp_path, {"Fn": function(), "Rule": rule_to_the_function()},
+                  answers=[None, {}], retry_scale=1.0)
+    deliver_once(world)
+
+    [job] = world.state.due_jobs(float("inf"), set(), 10)
+    assert (job.kind, job.attempt) == (INVOKE, 1)
+    assert job.due > time.time() + LAMBDA_ASYNC.first_delay_s / 2  # Lambda's, not 1 s
+    assert [r.ok for r in world.history(DeliveryAttempt)] == [True]
+    assert [r.ok for r in world.history(InvocationRun)] == [False]
+    world.run()
+    assert [r.ok for r in world.history(InvocationRun)] == [False, True]
+    assert world.state.pending_jobs() == 0
+
+
+def test_a_sandbox_stopping_during_the_run_keeps_the_delivery_to_run_again(
+        tmp_path: Path) -> None:
+    world = World(tmp_path, {"Fn": function(), "Rule": rule_to_the_function()}, answers=[{}])
+    world.runs.stopping = True
+    with pytest.raises(Abandoned):
+        deliver_once(world)
+
+    [job] = world.state.due_jobs(time.time(), set(), 10)
+    assert (job.kind, job.attempt) == (DELIVERY, 0)  # nothing was committed, nothing is lost
+    assert world.history(DeliveryAttempt) == []
+    world.runs.stopping = False
+    world.run()
+    assert [r.ok for r in world.history(InvocationRun)] == [True]
+    assert len(world.runs.payloads) == 2  # at least once: the cut run, then the whole one
 
 
 def test_zero_reserved_concurrency_sends_events_on_failure_without_a_try(

@@ -28,7 +28,7 @@ def test_an_invocation_whose_function_left_the_template_ends_with_its_reason(
                                           "context": {"event_id": "e-1"}})])
     (job,) = state.due_jobs(time.time(), set(), 10)
 
-    Deliveries(state, Settings()).run(AsyncInvocation(service), job)
+    Deliveries(state, Settings(), {INVOKE: AsyncInvocation(service)}).run(job)
 
     assert state.pending_jobs() == 0
     [entry] = state.history()

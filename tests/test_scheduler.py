@@ -98,10 +98,10 @@ class World:
         return [e.record for e in self.state.history(kind="schedule")]
 
     def run_schedule_jobs(self) -> None:
-        deliveries = Deliveries(self.state, Settings())
+        deliveries = Deliveries(self.state, Settings(), {SCHEDULE_JOB: self.hop})
         for job in self.state.due_jobs(float("inf"), set(), 100):
             if job.kind == SCHEDULE_JOB:
-                deliveries.run(self.hop, job)
+                deliveries.run(job)
 
 
 def test_a_rate_rule_fires_every_minute_from_the_start_with_the_scheduled_event(

@@ -228,7 +228,8 @@ KINDS: dict[str, type] = {
 
 @dataclass(frozen=True)
 class Entry:
-    """A record as the history keeps it: its place (`id`, growing) and when it was written."""
+    """A record as the history keeps it: its place (`id`, growing) and when its work ended: when
+    it was written, or before, for a record committed with the work it handed on (`Stamp.end`)."""
 
     id: int
     at: float

@@ -3,8 +3,8 @@ asynchronous invocations.
 
 A job is removed only by its handler, in the same transaction that records its outcome, so a
 sandbox killed mid-job runs it again at the next start: delivery is at least once, as on AWS.
-A job that falls due when it is written (the deliveries of an event just put, the invocation a
-delivery hands on) is handed to the runner by the commit that wrote it (`State.on_jobs`), and
+A job that falls due when it is written (the deliveries of an event just put, a destination's
+delivery) is handed to the runner by the commit that wrote it (`State.on_jobs`), and
 starts at once, not after the runner's next look at the table: that look cost each hop of a
 choreography 0.5-1 ms (a wake-up, a query, every due payload decoded). The runner and a
 hand-over claim jobs under the same lock, so none runs twice. The runner itself looks only at
@@ -123,8 +123,8 @@ class JobRunner:
 
     def _run(self, first: Job) -> None:
         """A job, then the follow-up its own commit handed over, if any, in the same thread:
-        the hop from a rule's delivery to the function's invocation goes on without waiting
-        for another thread to wake (each wait cost 0.5-1.5 ms under load on 2 cores)."""
+        the hop from an invocation to its destination's delivery goes on without waiting for
+        another thread to wake (each wait cost 0.5-1.5 ms under load on 2 cores)."""
         job: Job | None = first
         self._thread_jobs.running = True
         while job is not None:

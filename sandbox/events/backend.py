@@ -369,6 +369,7 @@ class RuleDelivery:
     """The `Hop` of one event to one rule target, under the target's retry policy."""
 
     SPAN = "delivery"  # each try is a span; a dead letter, its child
+    TRIES_FOLLOW_UP = True
 
     def __init__(self, bus: EventBus) -> None:
         self.bus = bus

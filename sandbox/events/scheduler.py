@@ -166,6 +166,7 @@ class SchedulerDelivery:
     """The `Hop` of one firing of a schedule to its target, under its retry policy."""
 
     SPAN = "delivery"
+    TRIES_FOLLOW_UP = True
 
     def __init__(self, scheduler: EventBridgeScheduler, region: str) -> None:
         self.scheduler = scheduler

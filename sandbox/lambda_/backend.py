@@ -548,6 +548,7 @@ class AsyncInvocation:
     """The `Hop` of one asynchronous invocation, under the function's retry settings."""
 
     SPAN = "invocation"  # each try is the invocation's span; its destination, a child
+    TRIES_FOLLOW_UP = False
 
     def __init__(self, service: LambdaService) -> None:
         self.service = service

@@ -35,6 +35,9 @@ class Stamp:
     span_id: str  # 16 hex
     parent_id: str | None
     start: float  # epoch seconds; the record's row says when it ended
+    # When the work ended, if before the commit that stores the record (a rule's delivery,
+    # committed with the invocation it handed on: `sandbox.core.delivery`); None: at the commit.
+    end: float | None = None
 
 
 @dataclass

@@ -81,12 +81,15 @@ def index_cursor_from_start(db: sqlite3.Connection) -> None:
 
 def write(db: sqlite3.Connection, records: Iterable[Record], at: float) -> None:
     """History rows, inside the caller's transaction (their values are indexed later)."""
+    rows = []
+    for record in records:
+        stamp = record.stamp
+        ended = at if stamp.end is None else stamp.end
+        rows.append((ended, record.KIND, dumps(record), stamp.trace_id, stamp.span_id,
+                     stamp.parent_id, min(stamp.start, ended), _storable(resource_of(record))))
     db.executemany(
         "INSERT INTO history (at, kind, record, trace_id, span_id, parent_id, start, resource) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        [(at, record.KIND, dumps(record), record.stamp.trace_id, record.stamp.span_id,
-          record.stamp.parent_id, min(record.stamp.start, at),
-          _storable(resource_of(record))) for record in records])
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
 
 
 def values_cursor(db: sqlite3.Connection) -> int:
