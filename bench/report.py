@@ -102,7 +102,7 @@ def table(r: dict[str, Any]) -> str:
     rows += [
         ("one order, p50: in the sandbox's hops", number(split["sandbox_hops_ms"], "ms"), "",
          "", ""),
-        ("one order, p50: in the functions' runs (x: end to end with no hops)",
+        ("one order, p50: in the functions' runs (x: against the floor)",
          number(split["function_runs_ms"], "ms"), f"{number(over, 'ms')} over the floor",
          number(ratio(split["function_runs_ms"], r["floor_ms"]), "x"),
          f"<= 5 ms over: {verdict(None if over is None else over <= 5)}"),

@@ -27,8 +27,10 @@ stored as its hop's retry would store it. Committing the delivery first cost eac
 and a read under the state's lock; in order_created's fan-out to three functions the three
 commits queued behind each other, and the third target got its event 3.5 ms after the put,
 against 1.2 ms for a hop to one target; tried at once, 1.9 and 0.6 ms (p50, one order at a
-time), and an order of the app commits 8 times instead of 12. The follow-up's own hand-on is
-committed as it is, so a chain of destinations is never held in one transaction.
+time), and an order of the app commits 8 times instead of 12, which took 1-3 ms of the sandbox's
+CPU an order off under load (end to end did not move: the fan-out's functions now share the two
+cores for longer; README, performance). The follow-up's own hand-on is committed as it is, so a
+chain of destinations is never held in one transaction.
 """
 
 from __future__ import annotations
