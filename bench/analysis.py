@@ -50,6 +50,12 @@ def rounded(value: float | None, digits: int = 2) -> float | None:
     return None if value is None else round(value, digits)
 
 
+def added_p50(samples: Iterable[float], base_ms: float) -> float | None:
+    """How much longer the median of `samples` is than `base_ms`, rounded: what a call made
+    another way (through the endpoint, in the fan-out, after a pause) adds to the floor's."""
+    return rounded((percentile(samples, 50) or 0.0) - base_ms)
+
+
 def end_of(record: InvocationRun) -> float:
     """When a function's run ended (its answer reached the runtime API)."""
     assert record.delivered is not None

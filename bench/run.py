@@ -263,22 +263,18 @@ def results(args: argparse.Namespace, ours: str, traced: list[Order], lost: list
             "critical_path_ms": analysis.rounded(floor_ms),
             # The same UpdateItem through the sandbox's endpoint (`up --trace-dynamodb`).
             "update_item_through_endpoint_ms": analysis.summary(floors["through_ms"]),
-            "pass_through_added_ms": analysis.rounded(
-                (analysis.percentile(floors["through_ms"], 50) or 0.0) - update_p50),
+            "pass_through_added_ms": analysis.added_p50(floors["through_ms"], update_p50),
             # Three UpdateItems to one item at once (the fan-out of order_created): not in the
             # floor, on the order's path all the same.
             "update_item_fan_out_ms": analysis.summary(floors["fan_out_ms"]),
-            "fan_out_queueing_ms": analysis.rounded(
-                (analysis.percentile(floors["fan_out_ms"], 50) or 0.0) - update_p50),
+            "fan_out_queueing_ms": analysis.added_p50(floors["fan_out_ms"], update_p50),
             # Each call after a pause with nothing running, as an order's calls come: not in
             # the floor either (`bench.floor`).
             "update_item_after_idle_ms": analysis.summary(floors["update_idle_ms"]),
             "put_events_after_idle_ms": analysis.summary(floors["put_idle_ms"]),
             "after_idle_added_ms": {
-                "update_item": analysis.rounded(
-                    (analysis.percentile(floors["update_idle_ms"], 50) or 0.0) - update_p50),
-                "put_events": analysis.rounded(
-                    (analysis.percentile(floors["put_idle_ms"], 50) or 0.0) - put_p50)},
+                "update_item": analysis.added_p50(floors["update_idle_ms"], update_p50),
+                "put_events": analysis.added_p50(floors["put_idle_ms"], put_p50)},
         },
         # What the spans add to an order's writes (bench/trace_cost.py); goal: at most 1 ms.
         "traces": floors["traces"],

@@ -139,6 +139,11 @@ def test_percentiles_interpolate_between_ranks() -> None:
     assert percentile([], 50) is None
 
 
+def test_what_a_way_of_calling_adds_is_its_median_over_the_floors_call() -> None:
+    assert analysis.added_p50([5.0, 9.0, 6.0], 4.5) == 1.5
+    assert analysis.added_p50([3.0], 4.125) == -1.12  # faster: a negative figure, rounded
+
+
 def test_the_workshop_twin_lives_beside_the_original(synthesized_app: Any) -> None:
     template, assets = twin_template(synthesized_app.template, "OrderChoreographyWorkshop")
     resources = template["Resources"]
